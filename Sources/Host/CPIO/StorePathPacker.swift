@@ -1,0 +1,47 @@
+/// Packs one store path into one compressed newc archive: the path's entries, its registration,
+/// a trailer, all compressed as a single stream (one gzip member, xz stream or zstd frame).
+///
+/// The output is a pure function of (path contents, registration, codec, level): threading inside the
+/// codec is chosen from the input size alone.
+public struct StorePathPacker: Sendable {
+    public var compressor: any Compressor
+    public var level: Int
+
+    public init(compressor: any Compressor, level: Int) {
+        self.compressor = compressor
+        self.level = level
+    }
+
+    /// Packs `path` with its `registration` into `sink`. Blocking: call it off the cooperative pool.
+    public func pack<Sink: ArchiveSink>(_ path: StorePath, registration: [UInt8], into sink: Sink) throws -> Sink {
+        let entries = try StorePathArchiver.walk(path)
+        let expected = StorePathArchiver.dataSize(of: entries) + UInt64(registration.count) + 512
+        let encoder = try compressor.makeEncoder(level: level, expectedInputSize: expected)
+        var writer = NewcWriter(sink: CompressingSink(encoder: encoder, output: sink))
+        try StorePathArchiver.write(entries, into: &writer)
+        try writer.appendFile(InitrdLayout.registrationName(path), mode: 0o444, contents: registration)
+        var compressing = try writer.finish()
+        return try compressing.finish()
+    }
+}
+
+/// An ``ArchiveSink`` that compresses everything written to it into another sink.
+public struct CompressingSink<Output: ArchiveSink>: ArchiveSink {
+    let encoder: any CompressionEncoder
+    var output: Output
+
+    public init(encoder: any CompressionEncoder, output: Output) {
+        self.encoder = encoder
+        self.output = output
+    }
+
+    public mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
+        try encoder.compress(bytes) { try output.write($0) }
+    }
+
+    /// Ends the compressed stream and returns the output sink.
+    public mutating func finish() throws -> Output {
+        try encoder.finish { try output.write($0) }
+        return output
+    }
+}

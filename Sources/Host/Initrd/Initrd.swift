@@ -1,0 +1,46 @@
+/// One assembled initrd: its members in order and their exact total size.
+///
+/// The per-path archives it names are pinned in the cache until ``release()``, so none is evicted
+/// while the initrd is being sent. Bytes are produced by ``InitrdByteStream``, which opens each
+/// cached file only while reading it.
+public final class Initrd: Sendable {
+    /// One piece of the initrd.
+    public enum Member: Sendable, Equatable {
+        /// Bytes held in memory (the leader and the loader).
+        case bytes([UInt8])
+        /// A cached archive: its file and the size the index recorded for it.
+        case file(path: String, size: UInt64)
+
+        public var size: UInt64 {
+            switch self {
+            case .bytes(let bytes): UInt64(bytes.count)
+            case .file(_, let size): size
+            }
+        }
+    }
+
+    /// The store path this initrd boots.
+    public let root: StorePath
+    /// The closure, in the order its archives appear.
+    public let closure: [StorePath]
+    public let members: [Member]
+    /// The exact length of the initrd in bytes.
+    public let size: UInt64
+    private let releaser: @Sendable () async -> Void
+
+    init(root: StorePath, closure: [StorePath], members: [Member], release: @escaping @Sendable () async -> Void) {
+        self.root = root
+        self.closure = closure
+        self.members = members
+        self.size = members.reduce(0) { $0 + $1.size }
+        self.releaser = release
+    }
+
+    /// Unpins the cached archives. Call once, when the initrd has been sent (or will not be).
+    public func release() async { await releaser() }
+
+    /// The bytes, read lazily in chunks of `chunkSize`.
+    public func bytes(chunkSize: Int = 1 << 20) -> InitrdByteStream {
+        InitrdByteStream(members: members, chunkSize: chunkSize)
+    }
+}

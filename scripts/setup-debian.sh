@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything nix-netboot-serve and its tests need on a fresh Debian 12 machine:
+# the C libraries, Nix (single-user, no daemon, no substituters), archive tools, QEMU and iPXE,
+# and a Debian kernel image for the boot tests. Safe to run again.
+set -euo pipefail
+
+packages=(
+    pkg-config zlib1g-dev liblzma-dev libzstd-dev libcurl4-openssl-dev
+    nix-bin busybox-static cpio libarchive-tools zstd xz-utils gzip
+    qemu-system-x86 qemu-utils ipxe-qemu ovmf procps util-linux
+)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Nix, single-user as root: no build users, no sandbox, and no substituters by default
+# (the machine reaches no public cache; a test passes its own through NIX_CONFIG).
+mkdir -p /etc/nix /nix/var/nix/gcroots /nix/var/nix/profiles
+conf=/etc/nix/nix.conf
+touch "$conf"
+set_conf() {
+    if grep -qE "^$1 *=" "$conf"; then
+        sed -i -E "s|^$1 *=.*|$1 = $2|" "$conf"
+    else
+        echo "$1 = $2" >>"$conf"
+    fi
+}
+set_conf build-users-group ""
+set_conf sandbox false
+set_conf substituters ""
+set_conf experimental-features "nix-command"
+
+echo "setup: done"
