@@ -74,6 +74,7 @@ let package = Package(
             dependencies: [
                 "NetbootHost", "Codecs", "CZlib", "CLzma", "CZstd",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Tests/NetbootHostTests",
             swiftSettings: swiftSettings

@@ -26,10 +26,13 @@ public struct StorePathArchiver {
 
     /// Lists every entry under `root` in archive order.
     public static func walk(_ root: StorePath) throws -> [Entry] {
+        try walk(diskPath: root.absolutePath, archiveName: String(root.absolutePath.dropFirst()))  // "nix/store/NAME"
+    }
+
+    /// Lists every entry under the file or directory `diskPath`, naming the root `archiveName`.
+    public static func walk(diskPath: String, archiveName: String) throws -> [Entry] {
         var entries: [Entry] = []
-        let disk = Array(root.absolutePath.utf8)
-        let name = Array(root.absolutePath.dropFirst().utf8)  // "nix/store/NAME"
-        try visit(diskPath: disk, archiveName: name, into: &entries)
+        try visit(diskPath: Array(diskPath.utf8), archiveName: Array(archiveName.utf8), into: &entries)
         return entries
     }
 

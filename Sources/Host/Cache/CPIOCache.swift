@@ -30,10 +30,19 @@ public actor CPIOCache {
     static let temporaryPrefix = ".nns-tmp-"
 
     /// Opens (creating if needed) the cache directory and rebuilds the index from the files in it.
-    public init(directory: String, capacity: UInt64, jobs: Int, threadPool: NIOThreadPool = .singleton, logger: Logger) throws {
+    ///
+    /// Packings run on `threadPool`, or on a pool of `jobs` threads of the cache's own, so that they
+    /// never hold up the threads that read files for responses.
+    public init(directory: String, capacity: UInt64, jobs: Int, threadPool: NIOThreadPool? = nil, logger: Logger) throws {
         self.directory = directory
         self.state = CacheStateMachine(capacity: capacity, maximumConcurrentPackings: max(1, jobs))
-        self.threadPool = threadPool
+        if let threadPool {
+            self.threadPool = threadPool
+        } else {
+            let pool = NIOThreadPool(numberOfThreads: max(1, jobs))
+            pool.start()
+            self.threadPool = pool
+        }
         self.logger = logger
         try FileSystem.createDirectories(directory)
         let (found, evicted) = try Self.rebuildIndex(directory: directory, into: &state, logger: logger)

@@ -8,7 +8,7 @@ import Logging
 /// single `nix-store --dump-db` call.
 public actor InitrdAssembler {
     public let store: any NixStore
-    public let cache: CPIOCache
+    public nonisolated let cache: CPIOCache
     public let packer: StorePathPacker
     private let logger: Logger
     private var closures: [StorePath: [StorePath]] = [:]
