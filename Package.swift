@@ -42,7 +42,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Host",
-            swiftSettings: swiftSettings
+            // Not MemberImportVisibility: with NIO in the module, Glibc's `struct stat` is attributed to
+            // NIO's internal CNIOLinux module, which cannot be imported by name.
+            swiftSettings: [.enableUpcomingFeature("ExistentialAny")]
         ),
 
         // Codecs: one Compressor per compression the kernel can unpack.
@@ -62,6 +64,7 @@ let package = Package(
             dependencies: [
                 "NetbootHost", "Codecs", "ClosureSource",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -72,9 +75,10 @@ let package = Package(
         .testTarget(
             name: "NetbootHostTests",
             dependencies: [
-                "NetbootHost", "Codecs", "CZlib", "CLzma", "CZstd",
+                "NetbootHost", "Codecs", "ClosureSource", "CZlib", "CLzma", "CZstd",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tests/NetbootHostTests",
             swiftSettings: swiftSettings

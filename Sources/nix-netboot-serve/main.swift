@@ -1,9 +1,48 @@
+import ArgumentParser
+import ClosureSource
 import Codecs
+import Hummingbird
+import Logging
 import NetbootHost
 
-var registry = ModuleRegistry()
-registry.register(compressor: ZstdCompressor())
-registry.register(compressor: XzCompressor())
-registry.register(compressor: GzipCompressor())
-registry.register(compressor: NoneCompressor())
-print("nix-netboot-serve: codecs \(registry.compressorNames.joined(separator: ", "))")
+/// The composition root: the one place that knows every module.
+@main
+struct NixNetbootServe: AsyncParsableCommand {
+    /// Every codec and source this build offers. Adding one is one line here.
+    static func makeRegistry(store: any NixStore) -> ModuleRegistry {
+        var registry = ModuleRegistry()
+        registry.register(compressor: ZstdCompressor())
+        registry.register(compressor: XzCompressor())
+        registry.register(compressor: GzipCompressor())
+        registry.register(compressor: NoneCompressor())
+        registry.register(source: ClosureSource(store: store))
+        return registry
+    }
+
+    static let configuration = CommandConfiguration(
+        commandName: "nix-netboot-serve",
+        abstract: "Netboots NixOS systems over HTTP to iPXE, packing each store path once.",
+        discussion: "Codecs: \(makeRegistry(store: NixStoreCLI()).compressorNames.joined(separator: ", ")). Boot sources: \(makeRegistry(store: NixStoreCLI()).sources.map(\.name).joined(separator: ", "))."
+    )
+
+    @OptionGroup(title: "Server")
+    var server: ServerOptions
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func run() async throws {
+        var logger = Logger(label: "nix-netboot-serve")
+        logger.logLevel = logLevel
+        let files = NetbootServer.raiseOpenFileLimit(to: server.openFiles)
+        let store = NixStoreCLI()
+        let netboot = try NetbootServer(options: server, registry: Self.makeRegistry(store: store), store: store, logger: logger)
+        logger.info("starting", metadata: [
+            "listen": "\(server.listen)", "compression": "\(netboot.assembler.packer.compressor.name)",
+            "level": "\(netboot.assembler.packer.level)", "open-files": "\(files)",
+        ])
+        try await netboot.makeApplication().runService()
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -73,6 +73,8 @@ struct PackFixtures: Sendable {
     let tree: StorePath
     let single: StorePath
     let link: StorePath
+    /// A NixOS-shaped system: `kernel` (a stand-in), `init`, `kernel-params`.
+    let system: StorePath
 
     static func build(salt: String = "") throws -> PackFixtures {
         func attr(_ name: String) throws -> StorePath {
@@ -80,7 +82,13 @@ struct PackFixtures: Sendable {
                 "nix-build \(repositoryRoot)/Tests/fixtures/pack/paths.nix --no-out-link -A \(name) --argstr busyboxDir \(busyboxDirectory) --argstr salt '\(salt)'")
             return try StorePath(absolutePath: out)
         }
-        return PackFixtures(tree: try attr("tree"), single: try attr("single"), link: try attr("link"))
+        return PackFixtures(tree: try attr("tree"), single: try attr("single"), link: try attr("link"), system: try attr("system"))
+    }
+
+    /// A root whose closure holds `count` paths.
+    static func many(_ count: Int) throws -> StorePath {
+        try StorePath(absolutePath: try shellString(
+            "nix-build \(repositoryRoot)/Tests/fixtures/pack/paths.nix --no-out-link -A many --arg manyCount \(count) --argstr busyboxDir \(busyboxDirectory)"))
     }
 
     static let shared: PackFixtures = try! build()

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One assembled initrd: its members in order and their exact total size.
 ///
 /// The per-path archives it names are pinned in the cache until ``release()``, so none is evicted
@@ -27,6 +29,7 @@ public final class Initrd: Sendable {
     /// The exact length of the initrd in bytes.
     public let size: UInt64
     private let releaser: @Sendable () async -> Void
+    private let released = Atomic<Bool>(false)
 
     init(root: StorePath, closure: [StorePath], members: [Member], release: @escaping @Sendable () async -> Void) {
         self.root = root
@@ -37,7 +40,18 @@ public final class Initrd: Sendable {
     }
 
     /// Unpins the cached archives. Call once, when the initrd has been sent (or will not be).
-    public func release() async { await releaser() }
+    public func release() async {
+        guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        await releaser()
+    }
+
+    deinit {
+        // A response that never ran its body still gives its pins back.
+        if !released.load(ordering: .acquiring) {
+            let releaser = self.releaser
+            Task { await releaser() }
+        }
+    }
 
     /// The bytes, read lazily in chunks of `chunkSize`.
     public func bytes(chunkSize: Int = 1 << 20) -> InitrdByteStream {

@@ -9,7 +9,7 @@ import Logging
 public actor InitrdAssembler {
     public let store: any NixStore
     public nonisolated let cache: CPIOCache
-    public let packer: StorePathPacker
+    public nonisolated let packer: StorePathPacker
     private let logger: Logger
     private var closures: [StorePath: [StorePath]] = [:]
 
@@ -27,6 +27,9 @@ public actor InitrdAssembler {
         closures[root] = paths
         return paths
     }
+
+    /// Whether the closure of `root` is already known (so `root` was valid when first asked).
+    public func knowsClosure(of root: StorePath) -> Bool { closures[root] != nil }
 
     /// The cache key of `path` for this assembler's codec and level.
     public nonisolated func key(_ path: StorePath) -> CacheKey {

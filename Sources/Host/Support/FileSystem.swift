@@ -38,4 +38,39 @@ public enum FileSystem {
         }
         return names
     }
+
+    /// Whether anything exists at `path` (following symlinks).
+    public static func exists(_ path: String) -> Bool {
+        var info = Glibc.stat()
+        return stat(path, &info) == 0
+    }
+
+    /// The size of the regular file at `path` (following symlinks), nil if there is none.
+    public static func regularFileSize(_ path: String) -> UInt64? {
+        var info = Glibc.stat()
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        return UInt64(info.st_size)
+    }
+
+    /// The contents of a small text file (at most 1 MiB), nil if it does not exist.
+    public static func readSmallFile(_ path: String) throws -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw SystemError(operation: "open \(path)", errno: errno)
+        }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while bytes.count <= 1 << 20 {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(operation: "read \(path)", errno: errno)
+            }
+            if n == 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 }

@@ -1,0 +1,135 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The host's own routes: `/`, `/status` and `/boot/NAME/{netboot.ipxe,bzImage,initrd}`.
+///
+/// Every boot source redirects here; these routes are the assembler's front door.
+public struct BootRoutes: Sendable {
+    public let store: any NixStore
+    public let assembler: InitrdAssembler
+    public let validPaths: KnownValidPaths
+
+    public init(store: any NixStore, assembler: InitrdAssembler) {
+        self.store = store
+        self.assembler = assembler
+        self.validPaths = KnownValidPaths(store: store)
+    }
+
+    public func add(to router: Router<NetbootRequestContext>) {
+        router.get("/") { _, _ in "nix-netboot-serve\n" }
+        router.get("/status") { _, _ in try await statusText() }
+        router.get("/boot/:name/netboot.ipxe") { request, context in
+            try await script(request, context)
+        }
+        router.get("/boot/:name/bzImage") { request, context in
+            try await kernel(request, context)
+        }
+        router.get("/boot/:name/initrd") { request, context in
+            try await initrd(request, context, head: false)
+        }
+        router.head("/boot/:name/initrd") { request, context in
+            try await initrd(request, context, head: true)
+        }
+    }
+
+    func storePath(_ context: NetbootRequestContext) throws -> StorePath {
+        let name = context.parameters.get("name") ?? ""
+        do { return try StorePath(name: name) } catch {
+            throw PlainTextError(.badRequest, "not a store path name: \(error)")
+        }
+    }
+
+    func script(_ request: Request, _ context: NetbootRequestContext) async throws -> Response {
+        let path = try storePath(context)
+        let (prefix, suffix) = try IPXEScript.tuningArguments(from: request.uri.query)
+        try await validPaths.requireValid(path)
+        guard FileSystem.exists(path.absolutePath + "/init") else {
+            throw PlainTextError(.notFound, "\(path) has no init: it is not a NixOS system")
+        }
+        guard FileSystem.exists(path.absolutePath + "/kernel") else {
+            throw PlainTextError(.notFound, "\(path) has no kernel: it is not a NixOS system")
+        }
+        let parameters = try FileSystem.readSmallFile(path.absolutePath + "/kernel-params") ?? ""
+        let oneLine = parameters.split(whereSeparator: { $0 == "\n" || $0 == "\r" || $0 == "\0" }).joined(separator: " ")
+        let text = IPXEScript(path: path, kernelParameters: oneLine, prefix: prefix, suffix: suffix).text
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .contentLength: "\(text.utf8.count)"],
+            body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    func kernel(_ request: Request, _ context: NetbootRequestContext) async throws -> Response {
+        let path = try storePath(context)
+        try await validPaths.requireValid(path)
+        let file = path.absolutePath + "/kernel"
+        guard let size = FileSystem.regularFileSize(file) else {
+            throw PlainTextError(.notFound, "\(path) has no kernel: it is not a NixOS system")
+        }
+        let tag = "\"\(path.hashPart)-kernel\""
+        var headers = EntityTag.immutableHeaders(tag)
+        if EntityTag.matches(request.headers[.ifNoneMatch], tag) { return Response(status: .notModified, headers: headers) }
+        headers[.contentType] = "application/octet-stream"
+        headers[.contentLength] = "\(size)"
+        let stream = InitrdByteStream(members: [.file(path: file, size: size)], chunkSize: 1 << 20)
+        return Response(status: .ok, headers: headers, body: Self.body(stream, size: size, channel: context.channel, logger: context.logger) {})
+    }
+
+    func initrd(_ request: Request, _ context: NetbootRequestContext, head: Bool) async throws -> Response {
+        let path = try storePath(context)
+        if !(await assembler.knowsClosure(of: path)) { try await validPaths.requireValid(path) }
+        let tag = "\"\(path.hashPart)-\(assembler.packer.compressor.name)-\(assembler.packer.level)-v\(InitrdLayout.formatVersion)\""
+        var headers = EntityTag.immutableHeaders(tag)
+        if EntityTag.matches(request.headers[.ifNoneMatch], tag) { return Response(status: .notModified, headers: headers) }
+        let initrd = try await assembler.initrd(for: path)
+        headers[.contentType] = "application/octet-stream"
+        headers[.contentLength] = "\(initrd.size)"
+        if head {
+            await initrd.release()
+            return Response(status: .ok, headers: headers)
+        }
+        return Response(
+            status: .ok, headers: headers,
+            body: Self.body(initrd.bytes(), size: initrd.size, channel: context.channel, logger: context.logger) { await initrd.release() })
+    }
+
+    /// A body of known length, read chunk by chunk. Each write waits for the connection's event loop,
+    /// which keeps memory flat when the server is short of CPU. A failure after the headers went out
+    /// throws, and the server closes the connection: never a short body under a full length.
+    static func body(
+        _ stream: InitrdByteStream, size: UInt64, channel: any Channel, logger: Logger,
+        done: @escaping @Sendable () async -> Void
+    ) -> ResponseBody {
+        ResponseBody(contentLength: Int(size)) { writer in
+            do {
+                for try await chunk in stream {
+                    try await writer.write(chunk)
+                    try await channel.eventLoop.submit {}.get()
+                }
+                try await writer.finish(nil)
+                await done()
+            } catch {
+                await done()
+                logger.error("response body failed; closing the connection", metadata: ["error": "\(error)"])
+                throw error
+            }
+        }
+    }
+
+    func statusText() async throws -> String {
+        let cache = assembler.cache
+        let packed = await cache.packedCount, entries = await cache.entryCount, bytes = await cache.totalBytes
+        return """
+            codec \(assembler.packer.compressor.name) level \(assembler.packer.level)
+            archives-packed \(packed)
+            archives-cached \(entries)
+            cache-bytes \(bytes)
+
+            """
+    }
+}

@@ -1,0 +1,70 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// `/dispatch/SOURCE/…`: finds the registered source, lets it resolve, and redirects to `/boot/…`.
+public struct DispatchRoutes: Sendable {
+    public let sources: [any BootSource]
+    /// Called with every path a dispatch resolved to (e.g. to start packing it right away).
+    public let onResolved: @Sendable (StorePath) -> Void
+
+    public init(sources: [any BootSource], onResolved: @escaping @Sendable (StorePath) -> Void = { _ in }) {
+        self.sources = sources
+        self.onResolved = onResolved
+    }
+
+    public func add(to router: Router<NetbootRequestContext>) {
+        router.get("/dispatch/:source/**") { request, context in
+            try await dispatch(request, context)
+        }
+    }
+
+    func dispatch(_ request: Request, _ context: NetbootRequestContext) async throws -> Response {
+        let name = context.parameters.get("source") ?? ""
+        guard let source = sources.first(where: { $0.name == name }) else {
+            throw PlainTextError(.notFound, "no boot source named '\(name)' is configured on this server")
+        }
+        var segments: [String] = []
+        for raw in context.parameters.getCatchAll() {
+            let segment = try QueryString.decodePathSegment(raw)
+            do { try DispatchSegment.validate(segment) } catch { throw PlainTextError.from(error) }
+            segments.append(segment)
+        }
+        let query = request.uri.query
+        _ = try IPXEScript.tuningArguments(from: query)  // refuse a bad query before doing any work
+        let resolution: Resolution
+        do {
+            resolution = try await source.resolve(DispatchRequest(segments: segments, query: query))
+        } catch {
+            let mapped = PlainTextError.from(error)
+            if mapped.status.code >= 500 {
+                context.logger.error("dispatch failed", metadata: ["source": "\(name)", "error": "\(error)"])
+            }
+            throw mapped
+        }
+        switch resolution {
+        case .storePath(let path):
+            onResolved(path)
+            var location = "/boot/\(path.name)/netboot.ipxe"
+            if let query, !query.isEmpty { location += "?" + query }
+            return Response(status: .found, headers: [.location: location, .contentLength: "0"])
+        case .retry(let seconds, let reason):
+            throw PlainTextError(.serviceUnavailable, reason, headers: [.retryAfter: "\(seconds)"])
+        }
+    }
+}
+
+extension QueryString {
+    /// Percent-decodes one path segment (`+` stays a plus sign in paths).
+    public static func decodePathSegment(_ raw: Substring) throws(PlainTextError) -> String {
+        try decode(Substring(raw.replacingOccurrences(of: "+", with: "%2B")))
+    }
+}
+
+extension Substring {
+    func replacingOccurrences(of target: Character, with replacement: String) -> String {
+        var result = ""
+        for character in self { if character == target { result += replacement } else { result.append(character) } }
+        return result
+    }
+}

@@ -1,0 +1,20 @@
+import HTTPTypes
+
+/// Remembers store paths Nix confirmed as valid, so warm requests do not run `nix-store` again.
+///
+/// Only positive answers are kept: an invalid path may become valid when it is built.
+public actor KnownValidPaths {
+    private var known: Set<StorePath> = []
+    private let store: any NixStore
+
+    public init(store: any NixStore) { self.store = store }
+
+    /// Throws 404 unless `path` is valid in the Nix database.
+    public func requireValid(_ path: StorePath) async throws {
+        if known.contains(path) { return }
+        guard try await store.isValid(path) else {
+            throw PlainTextError(.notFound, "\(path) is not a valid store path on this server")
+        }
+        known.insert(path)
+    }
+}

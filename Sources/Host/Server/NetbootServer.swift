@@ -1,0 +1,81 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import ArgumentParser
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Puts the host together from options and registered modules: the cache, the assembler, the routes.
+public struct NetbootServer: Sendable {
+    public let options: ServerOptions
+    public let registry: ModuleRegistry
+    public let store: any NixStore
+    public let assembler: InitrdAssembler
+    public let logger: Logger
+
+    /// Validates the options against the registry and opens the cache.
+    public init(options: ServerOptions, registry: ModuleRegistry, store: any NixStore = NixStoreCLI(), logger: Logger) throws {
+        guard let compressor = registry.compressor(named: options.compression) else {
+            throw ValidationError("--compression takes one of \(registry.compressorNames.joined(separator: ", ")), not '\(options.compression)'")
+        }
+        let level: Int
+        do { level = try compressor.validatedLevel(options.compressionLevel) } catch { throw ValidationError("--compression-level: \(error)") }
+        let jobs = options.jobs ?? System.coreCount
+        guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
+        _ = try options.listenAddress()
+        try FileSystem.createDirectories(options.stateDir)
+        let cache = try CPIOCache(
+            directory: options.directory(options.cpioCacheDir, "cpio-cache"), capacity: options.maxCpioCacheBytes,
+            jobs: jobs, logger: logger)
+        self.options = options
+        self.registry = registry
+        self.store = store
+        self.assembler = InitrdAssembler(store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: level), logger: logger)
+        self.logger = logger
+    }
+
+    /// The router with every route of the host and of the registered sources.
+    public func makeRouter() -> Router<NetbootRequestContext> {
+        let router = Router(context: NetbootRequestContext.self)
+        router.add(middleware: AccessLogMiddleware())
+        BootRoutes(store: store, assembler: assembler).add(to: router)
+        let assembler = self.assembler
+        let logger = self.logger
+        DispatchRoutes(sources: registry.sources) { path in
+            // Warm the initrd while iPXE fetches the script and the kernel.
+            Task {
+                do { await (try await assembler.initrd(for: path)).release() } catch {
+                    logger.warning("packing ahead failed", metadata: ["path": "\(path.name)", "error": "\(error)"])
+                }
+            }
+        }.add(to: router)
+        return router
+    }
+
+    /// The application, ready to run until SIGINT or SIGTERM (in-flight responses finish first).
+    public func makeApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> some ApplicationProtocol {
+        let (host, port) = try options.listenAddress()
+        return Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(host, port: port), serverName: "nix-netboot-serve"),
+            onServerRunning: onServerRunning,
+            logger: logger)
+    }
+
+    /// Raises the soft limit of open files toward `wanted`, within the hard limit. Returns the new soft limit.
+    @discardableResult
+    public static func raiseOpenFileLimit(to wanted: UInt64) -> UInt64 {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+        let target = min(UInt64(wanted), UInt64(limit.rlim_max))
+        if target > UInt64(limit.rlim_cur) {
+            limit.rlim_cur = rlim_t(target)
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+        return UInt64(limit.rlim_cur)
+    }
+}

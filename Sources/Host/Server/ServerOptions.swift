@@ -1,0 +1,54 @@
+import ArgumentParser
+
+/// The host's command-line options. The original server's flags keep their names.
+public struct ServerOptions: ParsableArguments, Sendable {
+    @Option(help: "Address and port to listen on.")
+    public var listen: String = "127.0.0.1:3030"
+
+    @Option(help: "Where state lives; every directory not given explicitly is created under it.")
+    public var stateDir: String = "./nix-netboot-serve-state"
+
+    @Option(help: "Directory of GC roots that keep booted systems alive (default: STATE_DIR/gc-roots).")
+    public var gcRootDir: String?
+
+    @Option(help: "Directory of configurations/NAME/default.nix (default: STATE_DIR/configurations).")
+    public var configDir: String?
+
+    @Option(help: "Directory of profile symlinks (default: STATE_DIR/profiles).")
+    public var profileDir: String?
+
+    @Option(help: "Directory of cached per-path archives (default: STATE_DIR/cpio-cache).")
+    public var cpioCacheDir: String?
+
+    @Option(help: "Most bytes the archive cache keeps; least recently used archives go first.")
+    public var maxCpioCacheBytes: UInt64 = 5 << 30
+
+    @Option(help: "Raise the soft limit of open files to this, as far as the hard limit allows.")
+    public var openFiles: UInt64 = 50000
+
+    @Option(help: "Codec of the per-path archives (see the list of codecs below).")
+    public var compression: String = "zstd"
+
+    @Option(help: "Compression level (default: the codec's own).")
+    public var compressionLevel: Int?
+
+    @Option(help: "Most archives packed at once (default: the number of cores).")
+    public var jobs: Int?
+
+    public init() {}
+
+    /// `--listen` split into host and port.
+    public func listenAddress() throws -> (host: String, port: Int) {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+              (0...65535).contains(port)
+        else { throw ValidationError("--listen takes HOST:PORT, not '\(listen)'") }
+        var host = String(listen[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+
+    /// The directory for `explicit`, or `name` under the state dir.
+    public func directory(_ explicit: String?, _ name: String) -> String {
+        explicit ?? (stateDir.hasSuffix("/") ? stateDir + name : stateDir + "/" + name)
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import NetbootHost
+import XCTest
+
+/// The server binary as operators run it, over real TCP with curl.
+final class LiveServerTests: XCTestCase {
+    func testA500PathClosureUnderA256FileLimit() throws {
+        let root = try PackFixtures.many(500)
+        let server = try ServerProcess(self, arguments: [], prefix: ["/usr/bin/prlimit", "--nofile=256:256"])
+        let dir = try makeTemporaryDirectory(self)
+        let limits = try shellString("grep 'Max open files' /proc/\(server.process.processIdentifier)/limits")
+        XCTAssertTrue(limits.contains("256                  256"), limits)
+        for round in 0..<2 {  // cold, then warm
+            let status = try shellString("curl -sS -o \(dir)/initrd -w '%{http_code} %{size_download}' \(server.base)/boot/\(root.name)/initrd")
+            let length = try shellString("curl -sSI \(server.base)/boot/\(root.name)/initrd | tr -d '\\r' | awk 'tolower($1)==\"content-length:\" {print $2}'")
+            XCTAssertEqual(status, "200 \(length)", "round \(round)")
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/initrd")))
+            let parsed = try KernelInitramfs.parse(bytes)
+            let closure = try shellString("nix-store -qR \(root.absolutePath)").split(separator: "\n")
+            XCTAssertEqual(closure.count, 500)
+            for path in closure {
+                let name = path.dropFirst("/nix/store/".count)
+                XCTAssertNotNil(parsed.tree["nix/store/\(name)"], "\(name) in round \(round)")
+                XCTAssertNotNil(parsed.tree["nix/.nix-netboot-serve-db/registration/\(name)"])
+            }
+        }
+        XCTAssertTrue(server.log.contains("packed=500"), server.log)
+    }
+
+    func testAFailureAfterTheHeadersClosesTheConnection() throws {
+        let fixtures = PackFixtures.shared
+        let server = try ServerProcess(self, arguments: ["--compression", "gzip"])
+        let url = "\(server.base)/boot/\(fixtures.link.name)/initrd"
+        try shell("curl -sSf -o /dev/null \(url)")
+        // Corrupt one cached archive behind the server's back: it must not send a short body.
+        let file = try shellString("ls $(dirname \(server.logPath))/state/cpio-cache/\(fixtures.tree.name)@*")
+        try shell("chmod u+w '\(file)' && truncate -s 10 '\(file)'")
+        let result = try shell("curl -sS -o /dev/null -w '%{http_code} %{size_download}' \(url)", allowFailure: true)
+        XCTAssertNotEqual(result.status, 0, "curl must see a broken transfer, not a complete short body")
+        XCTAssertTrue([18, 52, 56].contains(result.status), "curl exit \(result.status): \(result.error)")
+        XCTAssertTrue(server.log.contains("closing the connection"), server.log)
+        try shell("curl -sSf -o /dev/null \(server.base)/")  // still serving
+    }
+
+    func testSIGTERMEndsTheServerCleanly() throws {
+        let server = try ServerProcess(self, arguments: [])
+        try shell("curl -sSf -o /dev/null \(server.base)/")
+        server.stop()
+        XCTAssertEqual(server.process.terminationReason, .exit)
+        XCTAssertEqual(server.process.terminationStatus, 0, server.log)
+    }
+}

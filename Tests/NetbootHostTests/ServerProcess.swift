@@ -1,0 +1,62 @@
+import Foundation
+import XCTest
+
+/// The real server binary, started as a child on a free loopback port and stopped by PID.
+final class ServerProcess: @unchecked Sendable {
+    let process = Process()
+    let logPath: String
+    private(set) var port = 0
+
+    /// The built `nix-netboot-serve` next to the test bundle.
+    static var binary: String {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        if dir.path.hasSuffix(".xctest/Contents/MacOS") { dir = dir.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
+        for candidate in [dir, Bundle.main.bundleURL] {
+            let path = candidate.appendingPathComponent("nix-netboot-serve").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return repositoryRoot + "/.build/debug/nix-netboot-serve"
+    }
+
+    /// Starts the server with `arguments` (a free port is chosen), optionally under `prefix` (e.g. prlimit).
+    init(_ test: XCTestCase, arguments: [String], prefix: [String] = [], environment: [String: String] = [:]) throws {
+        let dir = try makeTemporaryDirectory(test, "server")
+        logPath = dir + "/server.log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        let command = prefix + [Self.binary, "--listen", "127.0.0.1:0", "--state-dir", dir + "/state"] + arguments
+        process.executableURL = URL(fileURLWithPath: command[0].hasPrefix("/") ? command[0] : "/usr/bin/env")
+        process.arguments = command[0].hasPrefix("/") ? Array(command.dropFirst()) : command
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        try? log.close()
+        test.addTeardownBlock { self.stop() }
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let match = self.log.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                port = Int(self.log[match].split(separator: ":").last!)!
+                return
+            }
+            guard process.isRunning else { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        stop()
+        throw ShellError(description: "server did not start:\n\(self.log)")
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    /// SIGTERM, then SIGKILL after 10 s.
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}
