@@ -9,20 +9,20 @@ import NetbootHost
 @main
 struct NixNetbootServe: AsyncParsableCommand {
     /// Every codec and source this build offers. Adding one is one line here.
-    static func makeRegistry(store: any NixStore) -> ModuleRegistry {
+    func makeRegistry(context: SourceContext) throws -> ModuleRegistry {
         var registry = ModuleRegistry()
         registry.register(compressor: ZstdCompressor())
         registry.register(compressor: XzCompressor())
         registry.register(compressor: GzipCompressor())
         registry.register(compressor: NoneCompressor())
-        registry.register(source: ClosureSource(store: store))
+        registry.register(source: ClosureSource(context: context))
         return registry
     }
 
     static let configuration = CommandConfiguration(
         commandName: "nix-netboot-serve",
         abstract: "Netboots NixOS systems over HTTP to iPXE, packing each store path once.",
-        discussion: "Codecs: \(makeRegistry(store: NixStoreCLI()).compressorNames.joined(separator: ", ")). Boot sources: \(makeRegistry(store: NixStoreCLI()).sources.map(\.name).joined(separator: ", "))."
+        discussion: "--compression takes: zstd, xz, gzip, none."
     )
 
     @OptionGroup(title: "Server")
@@ -36,7 +36,8 @@ struct NixNetbootServe: AsyncParsableCommand {
         logger.logLevel = logLevel
         let files = NetbootServer.raiseOpenFileLimit(to: server.openFiles)
         let store = NixStoreCLI()
-        let netboot = try NetbootServer(options: server, registry: Self.makeRegistry(store: store), store: store, logger: logger)
+        let context = NetbootServer.sourceContext(options: server, store: store, logger: logger)
+        let netboot = try NetbootServer(options: server, registry: try makeRegistry(context: context), store: store, logger: logger)
         logger.info("starting", metadata: [
             "listen": "\(server.listen)", "compression": "\(netboot.assembler.packer.compressor.name)",
             "level": "\(netboot.assembler.packer.level)", "open-files": "\(files)",

@@ -17,9 +17,9 @@ final class HTTPRoutesTests: XCTestCase {
         let options = try ServerOptions.parse(["--state-dir", try makeTemporaryDirectory(self, "state")])
         var registry = ModuleRegistry()
         registry.register(compressor: ZstdCompressor())
-        registry.register(source: ClosureSource(store: store))
         var logger = Logger(label: "test")
         logger.logLevel = .warning
+        registry.register(source: ClosureSource(context: NetbootServer.sourceContext(options: options, store: store, logger: logger)))
         let server = try NetbootServer(options: options, registry: registry, store: store, logger: logger)
         return Application(router: server.makeRouter(), logger: logger)
     }

@@ -1,15 +1,24 @@
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
 
-/// `/dispatch/SOURCE/…`: finds the registered source, lets it resolve, and redirects to `/boot/…`.
+/// `/dispatch/SOURCE/…`: finds the registered source, lets it resolve, pins the result against garbage
+/// collection and redirects to `/boot/…` (keeping the query).
 public struct DispatchRoutes: Sendable {
     public let sources: [any BootSource]
+    public let disabled: Set<String>
+    public let pins: GCRootPins?
     /// Called with every path a dispatch resolved to (e.g. to start packing it right away).
     public let onResolved: @Sendable (StorePath) -> Void
 
-    public init(sources: [any BootSource], onResolved: @escaping @Sendable (StorePath) -> Void = { _ in }) {
+    public init(
+        sources: [any BootSource], disabled: Set<String> = [], pins: GCRootPins?,
+        onResolved: @escaping @Sendable (StorePath) -> Void = { _ in }
+    ) {
         self.sources = sources
+        self.disabled = disabled
+        self.pins = pins
         self.onResolved = onResolved
     }
 
@@ -22,8 +31,12 @@ public struct DispatchRoutes: Sendable {
     func dispatch(_ request: Request, _ context: NetbootRequestContext) async throws -> Response {
         let name = context.parameters.get("source") ?? ""
         guard let source = sources.first(where: { $0.name == name }) else {
-            throw PlainTextError(.notFound, "no boot source named '\(name)' is configured on this server")
+            throw PlainTextError(.notFound, "no boot source named '\(RetryScript.sanitise(name))' on this server")
         }
+        if disabled.contains(name) {
+            throw PlainTextError(.notFound, "\(name) booting is turned off on this server")
+        }
+        if let reason = source.notConfiguredReason { throw PlainTextError(.notFound, reason) }
         var segments: [String] = []
         for raw in context.parameters.getCatchAll() {
             let segment = try QueryString.decodePathSegment(raw)
@@ -44,12 +57,26 @@ public struct DispatchRoutes: Sendable {
         }
         switch resolution {
         case .storePath(let path):
+            if let pins {
+                do { try await pins.pin(path) } catch {
+                    context.logger.error("pinning failed", metadata: ["path": "\(path.name)", "error": "\(error)"])
+                    throw PlainTextError(.badGateway, "could not pin \(path) against garbage collection (details in the server log)")
+                }
+            }
             onResolved(path)
             var location = "/boot/\(path.name)/netboot.ipxe"
             if let query, !query.isEmpty { location += "?" + query }
             return Response(status: .found, headers: [.location: location, .contentLength: "0"])
-        case .retry(let seconds, let reason):
+        case .retryLater(let seconds, let reason):
             throw PlainTextError(.serviceUnavailable, reason, headers: [.retryAfter: "\(seconds)"])
+        case .failed(let reason):
+            var url = request.uri.path
+            if let query, !query.isEmpty { url += "?" + query }
+            if let host = request.head.authority { url = "http://" + host + url }
+            let text = RetryScript(reason: reason, url: url).text
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .contentLength: "\(text.utf8.count)", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(string: text)))
         }
     }
 }

@@ -14,6 +14,7 @@ public struct NetbootServer: Sendable {
     public let registry: ModuleRegistry
     public let store: any NixStore
     public let assembler: InitrdAssembler
+    public let pins: GCRootPins
     public let logger: Logger
 
     /// Validates the options against the registry and opens the cache.
@@ -30,6 +31,13 @@ public struct NetbootServer: Sendable {
         let cache = try CPIOCache(
             directory: options.directory(options.cpioCacheDir, "cpio-cache"), capacity: options.maxCpioCacheBytes,
             jobs: jobs, logger: logger)
+        let gcRoots = options.directory(options.gcRootDir, "gc-roots")
+        try FileSystem.createDirectories(gcRoots)
+        guard options.pinLifetime >= 0 else { throw ValidationError("--pin-lifetime must not be negative") }
+        self.pins = try GCRootPins(gcRootDirectory: gcRoots, lifetime: .seconds(options.pinLifetime), logger: logger)
+        for name in options.disableSource where registry.source(named: name) == nil {
+            throw ValidationError("--disable-source: no source named '\(name)' (sources: \(registry.sources.map(\.name).joined(separator: ", ")))")
+        }
         self.options = options
         self.registry = registry
         self.store = store
@@ -44,7 +52,7 @@ public struct NetbootServer: Sendable {
         BootRoutes(store: store, assembler: assembler).add(to: router)
         let assembler = self.assembler
         let logger = self.logger
-        DispatchRoutes(sources: registry.sources) { path in
+        DispatchRoutes(sources: registry.sources, disabled: Set(options.disableSource), pins: pins) { path in
             // Warm the initrd while iPXE fetches the script and the kernel.
             Task {
                 do { await (try await assembler.initrd(for: path)).release() } catch {
@@ -56,13 +64,22 @@ public struct NetbootServer: Sendable {
     }
 
     /// The application, ready to run until SIGINT or SIGTERM (in-flight responses finish first).
+    /// Expired pins are swept at start-up and every minute.
     public func makeApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let (host, port) = try options.listenAddress()
         return Application(
             router: makeRouter(),
             configuration: .init(address: .hostname(host, port: port), serverName: "nix-netboot-serve"),
+            services: [PinSweeperService(pins: pins, interval: .seconds(max(1, min(60, options.pinLifetime))))],
             onServerRunning: onServerRunning,
             logger: logger)
+    }
+
+    /// What boot sources are made with: the store, state and GC-root directories, the logger.
+    public static func sourceContext(options: ServerOptions, store: any NixStore, logger: Logger) -> SourceContext {
+        SourceContext(
+            store: store, stateDirectory: options.stateDir,
+            gcRootDirectory: options.directory(options.gcRootDir, "gc-roots"), logger: logger)
     }
 
     /// Raises the soft limit of open files toward `wanted`, within the hard limit. Returns the new soft limit.

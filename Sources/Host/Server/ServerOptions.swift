@@ -11,12 +11,6 @@ public struct ServerOptions: ParsableArguments, Sendable {
     @Option(help: "Directory of GC roots that keep booted systems alive (default: STATE_DIR/gc-roots).")
     public var gcRootDir: String?
 
-    @Option(help: "Directory of configurations/NAME/default.nix (default: STATE_DIR/configurations).")
-    public var configDir: String?
-
-    @Option(help: "Directory of profile symlinks (default: STATE_DIR/profiles).")
-    public var profileDir: String?
-
     @Option(help: "Directory of cached per-path archives (default: STATE_DIR/cpio-cache).")
     public var cpioCacheDir: String?
 
@@ -34,6 +28,12 @@ public struct ServerOptions: ParsableArguments, Sendable {
 
     @Option(help: "Most archives packed at once (default: the number of cores).")
     public var jobs: Int?
+
+    @Option(help: "Seconds a dispatch keeps what it redirected to alive (a Nix GC root per dispatch).")
+    public var pinLifetime: Int = 3600
+
+    @Option(help: ArgumentHelp("Turn a boot source off (repeatable).", valueName: "name"))
+    public var disableSource: [String] = []
 
     public init() {}
 

@@ -1,0 +1,61 @@
+/// The iPXE script answered when a dispatch failed in a way that may heal (a configuration being
+/// edited): it shows the reason, waits, and asks the same URL again.
+public struct RetryScript: Equatable, Sendable {
+    /// Seconds iPXE sleeps before asking again.
+    public static let delay = 5
+
+    public var reason: String
+    /// The dispatch URL to chain again, query included.
+    public var url: String
+
+    public init(reason: String, url: String) {
+        self.reason = Self.sanitise(reason)
+        self.url = Self.sanitiseURL(url)
+    }
+
+    /// One line of printable ASCII without what iPXE would interpret (`$` expansions, `||`, `&&`, quotes).
+    public static func sanitise(_ text: String) -> String {
+        var out = ""
+        var lastWasSpace = true
+        for scalar in text.unicodeScalars {
+            let keep = scalar.value >= 0x20 && scalar.value < 0x7F && !"$|&;'\"\\`".unicodeScalars.contains(scalar)
+            if keep && scalar != " " {
+                out.unicodeScalars.append(scalar)
+                lastWasSpace = false
+            } else if !lastWasSpace {
+                out.append(" ")
+                lastWasSpace = true
+            }
+            if out.count >= 300 { break }
+        }
+        return out.trimmingSuffixWhitespace()
+    }
+
+    /// Percent-encodes what must not appear raw in an iPXE command line.
+    static func sanitiseURL(_ url: String) -> String {
+        var out = ""
+        for byte in url.utf8 {
+            if byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: "$") || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "'") {
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            } else {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            }
+        }
+        return out
+    }
+
+    public var text: String {
+        """
+        #!ipxe
+        echo \(reason)
+        echo Trying again in \(Self.delay) seconds.
+        sleep \(Self.delay)
+        chain --autofree \(url)
+
+        """
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+}
