@@ -58,12 +58,25 @@ let package = Package(
 
         // Boot sources: each resolves /dispatch/NAME/... to a store path.
         .target(name: "ClosureSource", dependencies: ["NetbootHost"], path: "Sources/Sources-Closure", swiftSettings: swiftSettings),
+        .target(
+            name: "ProfileSource",
+            dependencies: ["NetbootHost", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Sources-Profile", swiftSettings: [.enableUpcomingFeature("ExistentialAny")]),
+        .target(
+            name: "ConfigurationSource",
+            dependencies: ["NetbootHost", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Sources-Configuration", swiftSettings: swiftSettings),
+
+        .target(
+            name: "HydraSource",
+            dependencies: ["NetbootHost", "CCurl", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Sources-Hydra", swiftSettings: swiftSettings),
 
         // The composition root.
         .executableTarget(
             name: "nix-netboot-serve",
             dependencies: [
-                "NetbootHost", "Codecs", "ClosureSource",
+                "NetbootHost", "Codecs", "ClosureSource", "ProfileSource", "ConfigurationSource",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -76,7 +89,7 @@ let package = Package(
         .testTarget(
             name: "NetbootHostTests",
             dependencies: [
-                "NetbootHost", "Codecs", "ClosureSource", "CZlib", "CLzma", "CZstd",
+                "NetbootHost", "Codecs", "ClosureSource", "ProfileSource", "ConfigurationSource", "CZlib", "CLzma", "CZstd",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -84,5 +97,16 @@ let package = Package(
             path: "Tests/NetbootHostTests",
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "HydraSourceTests",
+            dependencies: [
+                "HydraSource", "NetbootHost",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/HydraSourceTests", swiftSettings: swiftSettings),
     ]
 )

@@ -1,9 +1,11 @@
 import ArgumentParser
 import ClosureSource
+import ConfigurationSource
 import Codecs
 import Hummingbird
 import Logging
 import NetbootHost
+import ProfileSource
 
 /// The composition root: the one place that knows every module.
 @main
@@ -16,6 +18,8 @@ struct NixNetbootServe: AsyncParsableCommand {
         registry.register(compressor: GzipCompressor())
         registry.register(compressor: NoneCompressor())
         registry.register(source: ClosureSource(context: context))
+        registry.register(source: ProfileSource(options: profile, context: context))
+        registry.register(source: try ConfigurationSource(options: configuration, context: context))
         return registry
     }
 
@@ -27,6 +31,12 @@ struct NixNetbootServe: AsyncParsableCommand {
 
     @OptionGroup(title: "Server")
     var server: ServerOptions
+
+    @OptionGroup(title: "Profile source")
+    var profile: ProfileSource.Options
+
+    @OptionGroup(title: "Configuration source")
+    var configuration: ConfigurationSource.Options
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info

@@ -27,7 +27,9 @@ public struct AccessLogMiddleware: RouterMiddleware {
             response = try await next(request, context)
         } catch {
             let mapped = PlainTextError.from(error)
-            if mapped.status.code >= 500 { line(Int(mapped.status.code), 0, "\(error)") } else { line(Int(mapped.status.code), 0, nil) }
+            // 503 is "still working, ask again": not a failure.
+            let failed = mapped.status.code >= 500 && mapped.status != .serviceUnavailable
+            line(Int(mapped.status.code), 0, failed ? "\(error)" : nil)
             throw mapped
         }
         var logged = response

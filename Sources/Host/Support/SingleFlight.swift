@@ -23,16 +23,8 @@ public actor SingleFlight<Key: Hashable & Sendable, Value: Sendable> {
     /// Joins (or starts) the work for `key` and waits at most `timeout`.
     public func run(_ key: Key, timeout: Duration, _ work: @escaping @Sendable () async throws -> Value) async -> Outcome {
         let task = task(for: key, work)
-        return await withTaskGroup(of: Outcome?.self) { group in
-            group.addTask { .finished(await task.result) }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return Task.isCancelled ? nil : .stillRunning
-            }
-            let first = await group.next()!
-            group.cancelAll()
-            return first ?? .stillRunning
-        }
+        guard let result = await task.result(within: timeout) else { return .stillRunning }
+        return .finished(result)
     }
 
     /// Whether work for `key` is running.

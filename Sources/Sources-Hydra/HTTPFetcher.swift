@@ -1,0 +1,132 @@
+import CCurl
+
+/// A plain HTTP(S) GET through libcurl, run on a dedicated thread.
+///
+/// Follows redirects (a bounded number, and only to `http`/`https`), limits the time to connect and
+/// the time of the whole transfer, and refuses bodies over a size cap. A response of any status is a
+/// success here: the caller decides what a 404 means.
+struct HTTPFetcher: Sendable {
+    /// What the server answered (after following redirects).
+    struct Response: Sendable {
+        /// The status of the last response.
+        var status: Int
+        var body: [UInt8]
+    }
+
+    /// A transfer that did not produce a response: curl's own message, or the size cap.
+    struct Failure: Error, CustomStringConvertible {
+        var url: String
+        var message: String
+        var description: String { "GET \(url): \(message)" }
+    }
+
+    /// Time allowed to establish a connection (TCP and TLS).
+    var connectTimeout: Duration = .seconds(10)
+    /// Time allowed for the whole transfer, redirects included.
+    var timeout: Duration = .seconds(60)
+    var maximumRedirects = 5
+    var maximumBodySize = 4 << 20
+    var userAgent = "nix-netboot-serve"
+
+    /// GETs `url` with the extra header lines `headers` (e.g. `"Accept: application/json"`).
+    func get(_ url: String, headers: [String] = []) async throws(Failure) -> Response {
+        let result: Result<Response, Failure>
+        do {
+            result = try await DedicatedThread.run { self.performBlocking(url, headers: headers) }
+        } catch {
+            throw Failure(url: url, message: "\(error)")
+        }
+        return try result.get()
+    }
+
+    /// `curl_global_init` must run once before any handle exists; a static constant runs it once.
+    private static let globalInitialisation: CURLcode = curl_global_init(Int(CURL_GLOBAL_ALL))
+
+    /// The transfer itself; blocks the calling thread until it ends.
+    func performBlocking(_ url: String, headers: [String]) -> Result<Response, Failure> {
+        func failure(_ message: String) -> Result<Response, Failure> { .failure(Failure(url: url, message: message)) }
+        guard Self.globalInitialisation == CURLE_OK else { return failure("libcurl could not be initialised") }
+        guard let handle = curl_easy_init() else { return failure("libcurl could not make a handle") }
+        defer { curl_easy_cleanup(handle) }
+
+        var headerList: UnsafeMutablePointer<curl_slist>? = nil
+        defer { curl_slist_free_all(headerList) }
+        for line in headers {
+            guard let appended = curl_slist_append(headerList, line) else { return failure("out of memory for headers") }
+            headerList = appended
+        }
+
+        let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        defer { errorBuffer.deallocate() }
+
+        let sink = BodySink(limit: maximumBodySize)
+        let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
+
+        let settings: [CURLcode] = [
+            nns_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer),
+            nns_curl_setopt_string(handle, CURLOPT_URL, url),
+            nns_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"),
+            nns_curl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"),
+            nns_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 1),
+            nns_curl_setopt_long(handle, CURLOPT_MAXREDIRS, maximumRedirects),
+            nns_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(connectTimeout)),
+            nns_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Self.milliseconds(timeout)),
+            nns_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1),
+            nns_curl_setopt_string(handle, CURLOPT_USERAGENT, userAgent),
+            nns_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)),
+            nns_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, sinkPointer),
+            nns_curl_setopt_write_function(handle) { data, size, count, context in
+                guard let context else { return 0 }
+                let sink = Unmanaged<BodySink>.fromOpaque(context).takeUnretainedValue()
+                let length = size * count
+                guard let data else { return length }
+                // Returning less than `length` makes curl stop with CURLE_WRITE_ERROR.
+                return sink.append(UnsafeRawBufferPointer(start: data, count: length)) ? length : 0
+            },
+        ]
+        if let bad = settings.first(where: { $0 != CURLE_OK }) {
+            return failure("libcurl refused an option: \(Self.message(bad))")
+        }
+
+        let code = withExtendedLifetime(sink) { curl_easy_perform(handle) }
+        if sink.overflowed { return failure("the response is larger than \(maximumBodySize) bytes") }
+        guard code == CURLE_OK else {
+            let detail = String(cString: errorBuffer)
+            return failure(detail.isEmpty ? Self.message(code) : detail)
+        }
+        var status = 0
+        guard nns_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK else {
+            return failure("libcurl did not report a status")
+        }
+        return .success(Response(status: status, body: sink.bytes))
+    }
+
+    private static func message(_ code: CURLcode) -> String {
+        curl_easy_strerror(code).map { String(cString: $0) } ?? "curl error \(code.rawValue)"
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        return max(1, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
+    }
+}
+
+/// Collects a response body for one transfer, on the transfer's thread only.
+private final class BodySink {
+    let limit: Int
+    var bytes: [UInt8] = []
+    var overflowed = false
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Appends a chunk; false (and `overflowed`) once the body would exceed the limit.
+    func append(_ chunk: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count + chunk.count <= limit else {
+            overflowed = true
+            return false
+        }
+        bytes.append(contentsOf: chunk)
+        return true
+    }
+}

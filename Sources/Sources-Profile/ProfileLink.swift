@@ -1,0 +1,58 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import NetbootHost
+
+/// Follows a chain of symlinks from a profile to the store path it names.
+enum ProfileLink {
+    /// The most links followed before giving up (a loop, or a silly chain).
+    static let maximumHops = 40
+
+    /// Resolves `link`: the chain must end at exactly `/nix/store/NAME`.
+    static func resolve(_ link: String, profile: String) throws(DispatchError) -> StorePath {
+        var current = link
+        for _ in 0..<maximumHops {
+            if let path = try? StorePath(absolutePath: current) { return path }
+            if current.hasPrefix(StorePath.storeDirectory + "/") {
+                throw .notFound("profile \(profile) points at \(current), inside a store path rather than at one")
+            }
+            var info = stat()
+            guard lstat(current, &info) == 0 else {
+                throw .notFound(current == link ? "no profile named \(profile)" : "profile \(profile) points at \(current), which does not exist")
+            }
+            guard info.st_mode & S_IFMT == S_IFLNK else {
+                throw .notFound("profile \(profile) leads to \(current), which is outside \(StorePath.storeDirectory)")
+            }
+            guard let target = readLink(current) else {
+                throw .notFound("cannot read the link \(current) of profile \(profile)")
+            }
+            if target.hasPrefix("/") {
+                current = target
+            } else {
+                let parent = current.lastIndex(of: "/").map { String(current[..<$0]) } ?? "."
+                current = normalise(parent + "/" + target)
+            }
+        }
+        throw .notFound("profile \(profile): more than \(maximumHops) links (a loop?)")
+    }
+
+    static func readLink(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4097)
+        let count = readlink(path, &buffer, 4096)
+        guard count >= 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Removes `.` and `..` components (textually, as the kernel would for a link's parent that is a directory).
+    static func normalise(_ path: String) -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/") {
+            if part == "." { continue }
+            if part == ".." { _ = parts.popLast(); continue }
+            parts.append(part)
+        }
+        return (path.hasPrefix("/") ? "/" : "") + parts.joined(separator: "/")
+    }
+}
