@@ -76,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "nix-netboot-serve",
             dependencies: [
-                "NetbootHost", "Codecs", "ClosureSource", "ProfileSource", "ConfigurationSource",
+                "NetbootHost", "Codecs", "ClosureSource", "ProfileSource", "ConfigurationSource", "HydraSource",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -89,24 +89,16 @@ let package = Package(
         .testTarget(
             name: "NetbootHostTests",
             dependencies: [
-                "NetbootHost", "Codecs", "ClosureSource", "ProfileSource", "ConfigurationSource", "CZlib", "CLzma", "CZstd",
+                "NetbootHost", "Codecs", "ClosureSource", "ProfileSource", "ConfigurationSource", "HydraSource",
+                "CZlib", "CLzma", "CZstd",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/NetbootHostTests",
             swiftSettings: swiftSettings
         ),
-        .testTarget(
-            name: "HydraSourceTests",
-            dependencies: [
-                "HydraSource", "NetbootHost",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            path: "Tests/HydraSourceTests", swiftSettings: swiftSettings),
     ]
 )

@@ -100,7 +100,7 @@ public struct HydraSource: BootSource {
         do {
             try await context.addRoot(root, for: path)
         } catch let error as NixCommandError {
-            context.logger.error("nix-store --realise failed", metadata: ["job": "\(job)", "path": "\(path)", "error": "\(error)"])
+            context.logger.warning("nix-store --realise of a Hydra build failed", metadata: ["job": "\(job)", "path": "\(path)", "error": "\(error)"])
             throw .upstreamFailed("could not realise \(path) (\(buildName)) through Nix's substituters: \(error.standardError.lastErrorLine)")
         } catch {
             throw .upstreamFailed("could not realise \(path) (\(buildName)): \(String(describing: error).oneLine)")

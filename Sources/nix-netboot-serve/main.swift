@@ -3,6 +3,7 @@ import ClosureSource
 import ConfigurationSource
 import Codecs
 import Hummingbird
+import HydraSource
 import Logging
 import NetbootHost
 import ProfileSource
@@ -10,23 +11,29 @@ import ProfileSource
 /// The composition root: the one place that knows every module.
 @main
 struct NixNetbootServe: AsyncParsableCommand {
-    /// Every codec and source this build offers. Adding one is one line here.
+    /// Every codec this build offers, the default first. Adding one is one line here.
+    static let codecs: [any Compressor] = [
+        ZstdCompressor(),
+        XzCompressor(),
+        GzipCompressor(),
+        NoneCompressor(),
+    ]
+
+    /// Every codec and source this build offers. Adding a source is one line here (and its options below).
     func makeRegistry(context: SourceContext) throws -> ModuleRegistry {
         var registry = ModuleRegistry()
-        registry.register(compressor: ZstdCompressor())
-        registry.register(compressor: XzCompressor())
-        registry.register(compressor: GzipCompressor())
-        registry.register(compressor: NoneCompressor())
+        for codec in Self.codecs { registry.register(compressor: codec) }
         registry.register(source: ClosureSource(context: context))
         registry.register(source: ProfileSource(options: profile, context: context))
         registry.register(source: try ConfigurationSource(options: configuration, context: context))
+        registry.register(source: try HydraSource(options: hydra, context: context))
         return registry
     }
 
     static let configuration = CommandConfiguration(
         commandName: "nix-netboot-serve",
         abstract: "Netboots NixOS systems over HTTP to iPXE, packing each store path once.",
-        discussion: "--compression takes: zstd, xz, gzip, none."
+        discussion: "--compression takes: \(codecs.map(\.name).joined(separator: ", "))."
     )
 
     @OptionGroup(title: "Server")
@@ -37,6 +44,9 @@ struct NixNetbootServe: AsyncParsableCommand {
 
     @OptionGroup(title: "Configuration source")
     var configuration: ConfigurationSource.Options
+
+    @OptionGroup(title: "Hydra source")
+    var hydra: HydraSource.Options
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info

@@ -1,0 +1,43 @@
+import XCTest
+
+@testable import HydraSource
+
+/// The libcurl client on its own, against the stand-in.
+final class HTTPFetcherTests: XCTestCase {
+    func testStatusBodyAndHeaders() async throws {
+        var setup = StandInHydra.Setup()
+        setup.builds[7] = #"{"id":7}"#
+        try await StandInHydra.with(setup) { hydra in
+            let fetcher = HTTPFetcher()
+            let ok = try await fetcher.get(hydra.baseURL + "/build/7", headers: ["Accept: application/json"])
+            XCTAssertEqual(ok.status, 200)
+            XCTAssertEqual(String(decoding: ok.body, as: UTF8.self), #"{"id":7}"#)
+            let teapot = try await fetcher.get(hydra.baseURL + "/test/teapot")
+            XCTAssertEqual(teapot.status, 418)
+            XCTAssertEqual(hydra.requests.map(\.accept), ["application/json", "*/*"], "curl's default unless told")
+        }
+    }
+
+    func testRedirectsAndSizesAreBounded() async throws {
+        try await StandInHydra.with(.init()) { hydra in
+            var fetcher = HTTPFetcher()
+            fetcher.maximumRedirects = 3
+            await assertFails(fetcher, hydra.baseURL + "/test/redirect-loop", mentioning: "redirect")
+            XCTAssertEqual(hydra.requests.count, 4, "the first request and three redirects")
+            await assertFails(fetcher, hydra.baseURL + "/test/redirect-to-ftp", mentioning: "ftp")
+            await assertFails(fetcher, hydra.baseURL + "/test/large", mentioning: "larger than \(4 << 20) bytes")
+            fetcher.maximumBodySize = 6 << 20
+            let large = try await fetcher.get(hydra.baseURL + "/test/large")
+            XCTAssertEqual(large.body.count, 5 << 20)
+        }
+    }
+
+    func assertFails(_ fetcher: HTTPFetcher, _ url: String, mentioning expected: String, line: UInt = #line) async {
+        do {
+            let response = try await fetcher.get(url)
+            XCTFail("expected a failure, got HTTP \(response.status)", line: line)
+        } catch {
+            XCTAssertTrue(error.description.lowercased().contains(expected.lowercased()), error.description, line: line)
+        }
+    }
+}
