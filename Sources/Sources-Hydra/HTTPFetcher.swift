@@ -2,8 +2,10 @@ import CCurl
 
 /// A plain HTTP(S) GET through libcurl, run on a dedicated thread.
 ///
-/// Follows redirects (a bounded number, and only to `http`/`https`), limits the time to connect and
-/// the time of the whole transfer, and refuses bodies over a size cap. A response of any status is a
+/// Follows redirects by hand, a bounded number and only within the origin (scheme, host, port) of
+/// the first URL: the server contacts only the Hydras the operator named, even if one of them says
+/// to go elsewhere. Limits the time to connect and the time of each transfer, and refuses bodies
+/// over a size cap. A response of any status is a
 /// success here: the caller decides what a 404 means.
 struct HTTPFetcher: Sendable {
     /// What the server answered (after following redirects).
@@ -68,8 +70,7 @@ struct HTTPFetcher: Sendable {
             nns_curl_setopt_string(handle, CURLOPT_URL, url),
             nns_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"),
             nns_curl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"),
-            nns_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 1),
-            nns_curl_setopt_long(handle, CURLOPT_MAXREDIRS, maximumRedirects),
+            nns_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0),
             nns_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(connectTimeout)),
             nns_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Self.milliseconds(timeout)),
             nns_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1),
@@ -89,17 +90,47 @@ struct HTTPFetcher: Sendable {
             return failure("libcurl refused an option: \(Self.message(bad))")
         }
 
-        let code = withExtendedLifetime(sink) { curl_easy_perform(handle) }
-        if sink.overflowed { return failure("the response is larger than \(maximumBodySize) bytes") }
-        guard code == CURLE_OK else {
-            let detail = String(cString: errorBuffer)
-            return failure(detail.isEmpty ? Self.message(code) : detail)
+        let origin = Self.origin(of: url)
+        var redirects = 0
+        while true {
+            sink.reset()
+            let code = withExtendedLifetime(sink) { curl_easy_perform(handle) }
+            if sink.overflowed { return failure("the response is larger than \(maximumBodySize) bytes") }
+            guard code == CURLE_OK else {
+                let detail = String(cString: errorBuffer)
+                return failure(detail.isEmpty ? Self.message(code) : detail)
+            }
+            var status = 0
+            guard nns_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK else {
+                return failure("libcurl did not report a status")
+            }
+            var location: UnsafeMutablePointer<CChar>? = nil
+            guard (300..<400).contains(status), nns_curl_getinfo_string(handle, CURLINFO_REDIRECT_URL, &location) == CURLE_OK,
+                  let location
+            else {
+                return .success(Response(status: status, body: sink.bytes))
+            }
+            let next = String(cString: location)
+            redirects += 1
+            guard redirects <= maximumRedirects else { return failure("more than \(maximumRedirects) redirects") }
+            guard origin != nil, Self.origin(of: next) == origin else {
+                return failure("redirected to \(next), outside the Hydra the operator named")
+            }
+            guard nns_curl_setopt_string(handle, CURLOPT_URL, next) == CURLE_OK else { return failure("libcurl refused \(next)") }
         }
-        var status = 0
-        guard nns_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK else {
-            return failure("libcurl did not report a status")
-        }
-        return .success(Response(status: status, body: sink.bytes))
+    }
+
+    /// `scheme://host:port` of an absolute http(s) URL (the port made explicit), nil for anything else.
+    static func origin(of url: String) -> String? {
+        guard let colon = url.firstIndex(of: ":"), url[colon...].hasPrefix("://") else { return nil }
+        let scheme = url[..<colon].lowercased()
+        guard scheme == "http" || scheme == "https" else { return nil }
+        let rest = url[url.index(colon, offsetBy: 3)...]
+        var authority = String(rest.prefix(while: { $0 != "/" && $0 != "?" && $0 != "#" })).lowercased()
+        if let at = authority.lastIndex(of: "@") { authority = String(authority[authority.index(after: at)...]) }
+        let hasPort = authority.hasPrefix("[") ? authority.contains("]:") : authority.contains(":")
+        if !hasPort { authority += scheme == "http" ? ":80" : ":443" }
+        return scheme + "://" + authority
     }
 
     private static func message(_ code: CURLcode) -> String {
@@ -119,6 +150,12 @@ private final class BodySink {
     var overflowed = false
 
     init(limit: Int) { self.limit = limit }
+
+    /// Forgets the body of a previous response (a redirect's).
+    func reset() {
+        bytes.removeAll(keepingCapacity: true)
+        overflowed = false
+    }
 
     /// Appends a chunk; false (and `overflowed`) once the body would exceed the limit.
     func append(_ chunk: UnsafeRawBufferPointer) -> Bool {

@@ -25,6 +25,12 @@ final class HTTPFetcherTests: XCTestCase {
             await assertFails(fetcher, hydra.baseURL + "/test/redirect-loop", mentioning: "redirect")
             XCTAssertEqual(hydra.requests.count, 4, "the first request and three redirects")
             await assertFails(fetcher, hydra.baseURL + "/test/redirect-to-ftp", mentioning: "ftp")
+            let before = hydra.requests.count
+            await assertFails(fetcher, hydra.baseURL + "/test/redirect-elsewhere", mentioning: "outside the Hydra the operator named")
+            XCTAssertEqual(hydra.requests.count, before + 1, "nothing beyond the named Hydra is contacted")
+            XCTAssertEqual(HTTPFetcher.origin(of: "HTTP://Hydra.example/job/x"), "http://hydra.example:80")
+            XCTAssertEqual(HTTPFetcher.origin(of: "https://[::1]:8443/x"), "https://[::1]:8443")
+            XCTAssertNil(HTTPFetcher.origin(of: "ftp://host/x"))
             await assertFails(fetcher, hydra.baseURL + "/test/large", mentioning: "larger than \(4 << 20) bytes")
             fetcher.maximumBodySize = 6 << 20
             let large = try await fetcher.get(hydra.baseURL + "/test/large")

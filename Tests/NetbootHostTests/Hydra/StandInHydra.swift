@@ -118,6 +118,8 @@ final class StandInHydra: Sendable {
         switch path {
         case "/test/redirect-loop":
             return Response(status: .found, headers: [.location: "/test/redirect-loop", .contentLength: "0"])
+        case "/test/redirect-elsewhere":
+            return Response(status: .found, headers: [.location: "http://127.0.0.2:9/build/7", .contentLength: "0"])
         case "/test/redirect-to-ftp":
             return Response(status: .found, headers: [.location: "ftp://127.0.0.1/file", .contentLength: "0"])
         case "/test/large":
