@@ -72,12 +72,12 @@ cleanup() {
         kill -KILL "$qemu_pid" 2>/dev/null || true
         wait "$qemu_pid" 2>/dev/null || true
     fi
-    # Relays are QEMU's grandchildren at most (glib double-forks them): each left its PID here.
-    # A relay that ended already may have had its PID reused, so check it is still one of ours.
+    # Relays are not QEMU's children, so QEMU's end is not theirs: each left its PID here.
+    # A relay that ended already may have had its PID reused, so check it is still our netcat.
     for f in "$work"/relays/*; do
         [ -e "$f" ] || continue
         pid=${f##*/}
-        if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "nc 127.0.0.1 $port"; then
+        if [ "$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" = "$busybox nc 127.0.0.1 $port " ]; then
             kill "$pid" 2>/dev/null || true
         fi
     done
@@ -134,18 +134,23 @@ qemu_pid=$!
 
 report_failure() {
     echo "qemu-boot: FAIL ($1) after $((SECONDS - start))s; last 80 lines of the console:" >&2
-    tail -n 80 "$log" | tr -d '\r' >&2 || true
-    if [ -s "$work/qemu.out" ]; then
+    tail -n 80 "$log" | tr -d '\r' | sed 's/\x1b\[[0-9;?=]*[a-zA-Z]//g' >&2 || true
+    # (QEMU always warns that etc/sercon-port lacks the "opt/" prefix: SeaBIOS wants that name.)
+    if grep -qv 'etc/sercon-port' "$work/qemu.out"; then
         echo "qemu-boot: QEMU said:" >&2
-        cat "$work/qemu.out" >&2
+        grep -v 'etc/sercon-port' "$work/qemu.out" >&2
     fi
     exit 1
 }
 
+report_success() {
+    echo "qemu-boot: OK after $((SECONDS - start))s: $(grep -a -m1 -o 'NNS-BOOT-OK.*' "$log" | tr -d '\r')" >&2
+    exit 0
+}
+
 while :; do
     if grep -aq 'NNS-BOOT-OK' "$log"; then
-        echo "qemu-boot: OK after $((SECONDS - start))s: $(grep -a -m1 -o 'NNS-BOOT-OK.*' "$log" | tr -d '\r')" >&2
-        exit 0
+        report_success
     fi
     if grep -aq 'NNS-BOOT-FAIL' "$log"; then
         report_failure "$(grep -a -m1 -o 'NNS-BOOT-FAIL.*' "$log" | tr -d '\r')"
@@ -153,13 +158,16 @@ while :; do
     if grep -aq 'Kernel panic' "$log"; then
         report_failure "kernel panic"
     fi
-    # iPXE has tried every way it had (BIOS), or the firmware found nothing left to boot.
-    if grep -aqE 'No more network devices|No bootable device' "$log"; then
-        report_failure "the firmware found nothing to boot"
+    # iPXE gave up. Under SeaBIOS it says so itself; under OVMF, the firmware moves on to its next
+    # boot option (its own PXE and HTTP boot, which would ask our server again, then the shell).
+    if grep -aqE 'No more network devices|No bootable device|BdsDxe: failed to load|EFI Internal Shell' "$log"; then
+        report_failure "iPXE did not boot a kernel"
     fi
     if ! kill -0 "$qemu_pid" 2>/dev/null; then
         sleep 0.2   # the log may still be flushing a last line
-        grep -aq 'NNS-BOOT-OK' "$log" && continue
+        if grep -aq 'NNS-BOOT-OK' "$log"; then
+            report_success
+        fi
         report_failure "QEMU stopped"
     fi
     if [ $((SECONDS - start)) -ge "$timeout" ]; then

@@ -115,11 +115,3 @@ extension StorePath {
     /// A derivation file path as `nix-instantiate` printed it.
     public struct Derivation: Sendable, Equatable { public var path: String }
 }
-
-extension String {
-    func trimmingSuffixWhitespace() -> String {
-        var s = Substring(self)
-        while let last = s.last, last.isWhitespace { s = s.dropLast() }
-        return String(s)
-    }
-}

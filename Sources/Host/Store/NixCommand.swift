@@ -60,7 +60,8 @@ public struct NixCommandError: Error, CustomStringConvertible {
 }
 
 extension String {
-    func trimmingSuffixWhitespace() -> String {
+    /// The string without trailing whitespace and newlines.
+    public func trimmingSuffixWhitespace() -> String {
         var s = Substring(self)
         while let last = s.last, last.isWhitespace { s = s.dropLast() }
         return String(s)
