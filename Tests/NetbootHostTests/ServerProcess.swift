@@ -24,7 +24,8 @@ final class ServerProcess: @unchecked Sendable {
         logPath = dir + "/server.log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        let command = prefix + [Self.binary, "--listen", "127.0.0.1:0", "--state-dir", dir + "/state"] + arguments
+        let state = arguments.contains("--state-dir") ? [] : ["--state-dir", dir + "/state"]
+        let command = prefix + [Self.binary, "--listen", "127.0.0.1:0"] + state + arguments
         process.executableURL = URL(fileURLWithPath: command[0].hasPrefix("/") ? command[0] : "/usr/bin/env")
         process.arguments = command[0].hasPrefix("/") ? Array(command.dropFirst()) : command
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
