@@ -42,6 +42,24 @@ final class LiveServerTests: XCTestCase {
         try shell("curl -sSf -o /dev/null \(server.base)/")  // still serving
     }
 
+    func testSIGTERMLetsAResponseInFlightFinish() async throws {
+        let root = try PackFixtures.many(500)
+        let server = try ServerProcess(self, arguments: ["--compression", "none"])
+        let dir = try makeTemporaryDirectory(self)
+        let url = "\(server.base)/boot/\(root.name)/initrd"
+        let length = try shellString("curl -sSI \(url) | tr -d '\\r' | awk 'tolower($1)==\"content-length:\" {print $2}'")
+        XCTAssertGreaterThan(Int(length) ?? 0, 300_000)
+        // A slow client: the download takes about three seconds; the server is told to stop after one.
+        let download = Task { try await shellOffThread("curl -sS --limit-rate 100k -o \(dir)/initrd -w '%{http_code} %{size_download}' \(url)") }
+        try await Task.sleep(for: .seconds(1))
+        kill(server.process.processIdentifier, SIGTERM)
+        let result = try await download.value
+        XCTAssertEqual(result.status, 0, result.error)
+        XCTAssertEqual(String(decoding: result.output, as: UTF8.self), "200 \(length)", "the whole initrd arrived")
+        server.process.waitUntilExit()
+        XCTAssertEqual(server.process.terminationStatus, 0, server.log)
+    }
+
     func testSIGTERMEndsTheServerCleanly() throws {
         let server = try ServerProcess(self, arguments: [])
         try shell("curl -sSf -o /dev/null \(server.base)/")
