@@ -28,12 +28,9 @@ public struct SourceContext: Sendable {
         explicit ?? (stateDirectory.hasSuffix("/") ? stateDirectory + name : stateDirectory + "/" + name)
     }
 
-    /// Makes a GC root at `root` for `path` (which must be valid, or substitutable: it is realised).
-    /// Returns the realised path as Nix printed it.
-    @discardableResult
-    public func addRoot(_ root: String, for path: StorePath) async throws -> StorePath {
-        let output = try await tool("nix-store").run(["--realise", path.absolutePath, "--add-root", root, "--indirect"])
-        _ = output
-        return path
+    /// Makes (or moves) the GC root `root` to `path`, realising it first: a valid path is kept, a
+    /// missing one is substituted as Nix's configuration allows.
+    public func addRoot(_ root: String, for path: StorePath) async throws {
+        _ = try await tool("nix-store").run(["--realise", path.absolutePath, "--add-root", root, "--indirect"])
     }
 }
