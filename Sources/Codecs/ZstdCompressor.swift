@@ -1,42 +1,63 @@
 import CZstd
 import NetbootHost
+import Synchronization
 
 /// zstd through libzstd: one frame per archive, with its checksum, at levels 1–19 (no long or
 /// ultra windows, which the kernel's decoder would refuse).
 ///
-/// Inputs larger than ``threadingThreshold`` use libzstd's workers. Output with one or more workers
-/// does not depend on how many, so the choice depends on the input size only.
+/// Always single-threaded: packings already run in parallel across store paths (largest first), and
+/// libzstd's workers would multiply the memory of every packing. Compression contexts are kept and
+/// reset between archives instead of being allocated anew for each of hundreds of paths.
 public struct ZstdCompressor: Compressor {
     public init() {}
     public var name: String { "zstd" }
     public var defaultLevel: Int { 10 }
     public var levels: ClosedRange<Int> { 1...19 }
 
-    /// Below this, workers cost more than they give.
-    static let threadingThreshold: UInt64 = 16 << 20
+    /// Idle contexts kept for reuse; more packings than this at once allocate their own.
+    static let pool = ContextPool(capacity: 8)
 
     public func makeEncoder(level: Int, expectedInputSize: UInt64) throws -> any CompressionEncoder {
-        let level = try validatedLevel(level)
-        let workers = expectedInputSize >= Self.threadingThreshold ? 2 : 0
-        return try Encoder(level: Int32(level), workers: Int32(workers), pledgedSize: nil)
+        try Encoder(level: Int32(try validatedLevel(level)))
     }
+
+    /// Compression contexts waiting to be reused.
+    final class ContextPool: Sendable {
+        private let idle = Mutex<[UnsafeSendableContext]>([])
+        let capacity: Int
+
+        init(capacity: Int) { self.capacity = capacity }
+
+        func take() -> OpaquePointer? { idle.withLock { $0.popLast()?.pointer } ?? ZSTD_createCCtx() }
+
+        func give(_ context: OpaquePointer) {
+            let kept = idle.withLock { contexts -> Bool in
+                guard contexts.count < capacity else { return false }
+                contexts.append(UnsafeSendableContext(pointer: context))
+                return true
+            }
+            if !kept { ZSTD_freeCCtx(context) }
+        }
+    }
+
+    /// A context owned by exactly one holder at a time (the pool or one encoder).
+    struct UnsafeSendableContext: @unchecked Sendable { let pointer: OpaquePointer }
 
     final class Encoder: CompressionEncoder {
         private let context: OpaquePointer
         private var output = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
 
-        init(level: Int32, workers: Int32, pledgedSize: UInt64?) throws {
-            guard let context = ZSTD_createCCtx() else { throw CompressionError("ZSTD_createCCtx failed") }
+        init(level: Int32) throws {
+            guard let context = ZstdCompressor.pool.take() else { throw CompressionError("ZSTD_createCCtx failed") }
             self.context = context
+            // A reused context starts from libzstd's defaults again, so output never depends on reuse.
+            // (If this throws, deinit hands the context back; the next encoder resets it too.)
+            try check(ZSTD_CCtx_reset(context, ZSTD_reset_session_and_parameters))
             try check(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level))
             try check(ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1))
-            if workers > 0 {
-                // A libzstd built without threads refuses this; single-threaded output is still valid.
-                _ = ZSTD_CCtx_setParameter(context, ZSTD_c_nbWorkers, workers)
-            }
         }
 
-        deinit { ZSTD_freeCCtx(context) }
+        deinit { ZstdCompressor.pool.give(context) }
 
         private func check(_ code: Int) throws {
             if ZSTD_isError(code) != 0 { throw CompressionError("zstd: " + String(cString: ZSTD_getErrorName(code))) }

@@ -97,3 +97,18 @@ final class CacheStateMachineTests: XCTestCase {
         XCTAssertEqual(machine.count, 2)
     }
 }
+
+extension CacheStateMachineTests {
+    func testQueuedPackingsStartLargestFirst() {
+        var machine = Machine(capacity: 1000, maximumConcurrentPackings: 1)
+        XCTAssertEqual(machine.acquire("first", waiter: 1, priority: 1), .wait(startPacking: true))
+        _ = machine.acquire("small", waiter: 2, priority: 10)
+        _ = machine.acquire("large", waiter: 3, priority: 500)
+        _ = machine.acquire("medium", waiter: 4, priority: 100)
+        _ = machine.acquire("medium-later", waiter: 5, priority: 100)
+        XCTAssertEqual(machine.packingSucceeded("first", size: 1).start, ["large"])
+        XCTAssertEqual(machine.packingSucceeded("large", size: 1).start, ["medium"], "equal priorities in arrival order")
+        XCTAssertEqual(machine.packingSucceeded("medium", size: 1).start, ["medium-later"])
+        XCTAssertEqual(machine.packingSucceeded("medium-later", size: 1).start, ["small"])
+    }
+}

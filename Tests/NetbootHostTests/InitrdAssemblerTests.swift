@@ -15,10 +15,23 @@ final class InitrdAssemblerTests: XCTestCase {
         return InitrdAssembler(store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: compressor.defaultLevel), logger: logger)
     }
 
-    func collect(_ initrd: Initrd) async throws -> [UInt8] {
+    func collect(_ initrd: Initrd, chunkSize: Int = 4096) async throws -> [UInt8] {
         var bytes: [UInt8] = []
-        for try await chunk in initrd.bytes(chunkSize: 4096) { bytes += chunk.readableBytesView }
+        for try await chunk in initrd.bytes(chunkSize: chunkSize) { bytes += chunk.readableBytesView }
         return bytes
+    }
+
+    func testChunkSizesGiveTheSameBytes() async throws {
+        let assembler = try makeAssembler(try makeTemporaryDirectory(self))
+        let initrd = try await assembler.initrd(for: try PackFixtures.many(40))
+        let whole = try await collect(initrd, chunkSize: 1 << 20)  // small members gathered into one chunk
+        XCTAssertEqual(UInt64(whole.count), initrd.size)
+        for size in [97, 200, 300, 512, 4096, 65536] {  // members larger and smaller than a chunk, mixed
+            let chunked = try await collect(initrd, chunkSize: size)
+            XCTAssertEqual(chunked, whole, "chunk size \(size)")
+        }
+        await initrd.release()
+        _ = try KernelInitramfs.parse(whole)
     }
 
     func testInitrdCarriesTheWholeClosureAndRegistrations() async throws {

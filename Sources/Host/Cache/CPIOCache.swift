@@ -66,15 +66,16 @@ public actor CPIOCache {
     public func pinIfReady(_ key: CacheKey) -> UInt64? { state.pinIfReady(key) }
 
     /// Returns the size of the archive for `key`, packing it with `producer` if it is missing, and
-    /// pins it until ``release(_:)``. Cancelling the caller abandons only its own wait.
-    public func acquire(_ key: CacheKey, producer: @escaping Producer) async throws -> UInt64 {
+    /// pins it until ``release(_:)``. Cancelling the caller abandons only its own wait. When packings
+    /// queue, a higher `priority` starts first.
+    public func acquire(_ key: CacheKey, priority: UInt64 = 0, producer: @escaping Producer) async throws -> UInt64 {
         if let size = state.pinIfReady(key) { return size }
         nextWaiter += 1
         let waiter = nextWaiter
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UInt64, any Error>) in
                 continuations[waiter] = continuation
-                switch state.acquire(key, waiter: waiter) {
+                switch state.acquire(key, waiter: waiter, priority: priority) {
                 case .ready(let size):
                     continuations[waiter] = nil
                     continuation.resume(returning: size)

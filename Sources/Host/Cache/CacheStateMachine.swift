@@ -5,7 +5,8 @@
 /// - entries on disk with their size, a use counter for least-recently-used eviction, and pins held
 ///   by in-flight initrds (a pinned entry is never evicted, even over the byte limit);
 /// - packings in flight with the requesters waiting for them (single-flight: one packing per key);
-/// - a bound on concurrent packings, with a FIFO queue for the rest.
+/// - a bound on concurrent packings, with a queue for the rest that starts the highest priority
+///   first (the assembler gives larger paths a higher priority, so the big ones do not end last).
 public struct CacheStateMachine<Key: Hashable, Waiter: Hashable> {
     /// An archive on disk.
     public struct Entry: Equatable {
@@ -44,8 +45,9 @@ public struct CacheStateMachine<Key: Hashable, Waiter: Hashable> {
     public private(set) var totalBytes: UInt64 = 0
     public private(set) var runningPackings = 0
     private var slots: [Key: Slot] = [:]
-    private var queue: [Key] = []
-    private var queueHead = 0
+    /// Keys waiting for a packing slot, with their priority and arrival number.
+    private var queue: [(key: Key, priority: UInt64, arrival: UInt64)] = []
+    private var arrivals: UInt64 = 0
     private var clock: UInt64 = 0
 
     public init(capacity: UInt64, maximumConcurrentPackings: Int) {
@@ -86,8 +88,8 @@ public struct CacheStateMachine<Key: Hashable, Waiter: Hashable> {
         return entry.size
     }
 
-    /// A requester wants `key`.
-    public mutating func acquire(_ key: Key, waiter: Waiter) -> AcquireAction {
+    /// A requester wants `key`. Among queued keys, a higher `priority` starts first (then arrival order).
+    public mutating func acquire(_ key: Key, waiter: Waiter, priority: UInt64 = 0) -> AcquireAction {
         if let size = pinIfReady(key) { return .ready(size: size) }
         switch slots[key] {
         case .packing(var waiters)?:
@@ -107,7 +109,8 @@ public struct CacheStateMachine<Key: Hashable, Waiter: Hashable> {
                 return .wait(startPacking: true)
             }
             slots[key] = .queued(waiters: [waiter])
-            queue.append(key)
+            arrivals += 1
+            queue.append((key, priority, arrivals))
             return .wait(startPacking: false)
         }
     }
@@ -175,17 +178,19 @@ public struct CacheStateMachine<Key: Hashable, Waiter: Hashable> {
 
     private mutating func startQueued() -> [Key] {
         var started: [Key] = []
-        while runningPackings < maximumConcurrentPackings, queueHead < queue.count {
-            let key = queue[queueHead]
-            queueHead += 1
-            guard case .queued(let waiters)? = slots[key] else { continue }  // dropped by cancellation
+        while runningPackings < maximumConcurrentPackings, !queue.isEmpty {
+            var best = 0
+            for index in queue.indices.dropFirst() {
+                let candidate = queue[index], current = queue[best]
+                if candidate.priority > current.priority || (candidate.priority == current.priority && candidate.arrival < current.arrival) {
+                    best = index
+                }
+            }
+            let key = queue.remove(at: best).key
+            guard case .queued(let waiters)? = slots[key] else { continue }  // dropped by cancellation, or started already
             slots[key] = .packing(waiters: waiters)
             runningPackings += 1
             started.append(key)
-        }
-        if queueHead > 64, queueHead * 2 > queue.count {
-            queue.removeFirst(queueHead)
-            queueHead = 0
         }
         return started
     }

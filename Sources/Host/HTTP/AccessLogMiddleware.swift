@@ -20,7 +20,7 @@ public struct AccessLogMiddleware: RouterMiddleware {
                 "bytes": "\(bytes)", "duration": "\(ContinuousClock.now - start)", "client": "\(client)",
             ]
             if let failure { metadata["error"] = "\(failure)" }
-            logger.log(level: status >= 500 || failure != nil ? .error : .info, "request", metadata: metadata)
+            logger.log(level: failure != nil ? .error : .info, "request", metadata: metadata)
         }
         let response: Response
         do {
@@ -39,7 +39,7 @@ public struct AccessLogMiddleware: RouterMiddleware {
             let counting = CountingWriter(inner: writer)
             do {
                 try await body.write(counting)
-                line(status, counting.count.value, nil)
+                line(status, counting.count.value, status >= 500 && status != 503 ? "status \(status)" : nil)
             } catch {
                 line(status, counting.count.value, "body failed: \(error)")
                 throw error

@@ -53,8 +53,10 @@ public actor InitrdAssembler {
                     for path in missing {
                         let registration = registrations[path] ?? []
                         let key = self.key(path)
+                        // Largest first, so that a big path does not start last and finish alone.
+                        let narSize = NixDatabaseDump.narSize(of: registration) ?? 0
                         group.addTask {
-                            let size = try await cache.acquire(key) { sink in
+                            let size = try await cache.acquire(key, priority: narSize) { sink in
                                 sink = try packer.pack(path, registration: registration, into: sink)
                             }
                             return (path, size)

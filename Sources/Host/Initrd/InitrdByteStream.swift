@@ -39,34 +39,78 @@ public struct InitrdByteStream: AsyncSequence, Sendable {
         }
 
         public mutating func next() async throws -> ByteBuffer? {
+            guard index < members.count else { return nil }
+            if case .file(let path, let size) = members[index], size - offset > UInt64(chunkSize) {
+                return try await nextChunk(ofLargeFile: path, size: size)
+            }
+            // Small members, whole, gathered into one chunk and read in one job: hundreds of small
+            // store paths cost a few hand-offs to the thread pool, not one or more each.
+            var segments: [Segment] = []
+            var budget = UInt64(chunkSize)
             while index < members.count {
                 switch members[index] {
                 case .bytes(let bytes):
+                    guard segments.isEmpty || UInt64(bytes.count) <= budget else { break }
+                    segments.append(.bytes(bytes))
+                    budget -= Swift.min(budget, UInt64(bytes.count))
                     index += 1
-                    if bytes.isEmpty { continue }
-                    return allocator.buffer(bytes: bytes)
+                    continue
                 case .file(let path, let size):
-                    if offset == size {
-                        file = nil
-                        index += 1
-                        offset = 0
-                        continue
-                    }
-                    if file == nil { file = try OpenFile(path: path, expectedSize: size) }
-                    let handle = file!
-                    let length = Int(Swift.min(UInt64(chunkSize), size - offset))
-                    let at = offset
-                    let allocator = self.allocator
-                    let chunk = try await threadPool.runIfActive {
-                        try handle.read(at: at, length: length, allocator: allocator)
-                    }
-                    offset += UInt64(chunk.readableBytes)
-                    if offset == size { file = nil }
-                    return chunk
+                    let rest = size - offset
+                    guard rest <= budget else { break }
+                    if rest > 0 { segments.append(.file(path: path, size: size, offset: offset, length: Int(rest))) }
+                    budget -= rest
+                    index += 1
+                    offset = 0
+                    file = nil  // the tail of a large member read here: its handle is done
+                    continue
                 }
+                break
             }
-            return nil
+            let allocator = self.allocator
+            let capacity = chunkSize - Int(budget)
+            let planned = segments
+            return try await threadPool.runIfActive {
+                var buffer = allocator.buffer(capacity: capacity)
+                for segment in planned {
+                    switch segment {
+                    case .bytes(let bytes):
+                        buffer.writeBytes(bytes)
+                    case .file(let path, let size, let offset, let length):
+                        let file = try OpenFile(path: path, expectedSize: size)
+                        try file.read(at: offset, length: length, into: &buffer)
+                    }
+                }
+                return buffer
+            }
         }
+
+        /// The next chunk of a member larger than a chunk, keeping its file open between chunks.
+        private mutating func nextChunk(ofLargeFile path: String, size: UInt64) async throws -> ByteBuffer {
+            if file == nil { file = try OpenFile(path: path, expectedSize: size) }
+            let handle = file!
+            let length = Int(Swift.min(UInt64(chunkSize), size - offset))
+            let at = offset
+            let allocator = self.allocator
+            let chunk = try await threadPool.runIfActive {
+                var buffer = allocator.buffer(capacity: length)
+                try handle.read(at: at, length: length, into: &buffer)
+                return buffer
+            }
+            offset += UInt64(chunk.readableBytes)
+            if offset == size {
+                file = nil
+                index += 1
+                offset = 0
+            }
+            return chunk
+        }
+    }
+
+    /// A part of a chunk: bytes in memory, or a range of a cached file.
+    enum Segment: Sendable {
+        case bytes([UInt8])
+        case file(path: String, size: UInt64, offset: UInt64, length: Int)
     }
 
     /// An open, read-only file, closed when the last reference goes.
@@ -91,8 +135,8 @@ public struct InitrdByteStream: AsyncSequence, Sendable {
             self.path = path
         }
 
-        func read(at offset: UInt64, length: Int, allocator: ByteBufferAllocator) throws -> ByteBuffer {
-            var buffer = allocator.buffer(capacity: length)
+        /// Appends `length` bytes from `offset` to `buffer`; a file shorter than that is an error.
+        func read(at offset: UInt64, length: Int, into buffer: inout ByteBuffer) throws {
             var done = 0
             try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { raw in
                 while done < length {
@@ -106,7 +150,6 @@ public struct InitrdByteStream: AsyncSequence, Sendable {
                 }
                 return done
             }
-            return buffer
         }
 
         deinit { close(descriptor) }

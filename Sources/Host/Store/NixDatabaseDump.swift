@@ -47,4 +47,11 @@ public enum NixDatabaseDump {
         }
         return records
     }
+
+    /// The NAR size (the third line) of one path's registration.
+    public static func narSize(of registration: [UInt8]) -> UInt64? {
+        let lines = registration.split(separator: UInt8(ascii: "\n"), maxSplits: 3, omittingEmptySubsequences: false)
+        guard lines.count >= 3 else { return nil }
+        return UInt64(String(decoding: lines[2], as: UTF8.self))
+    }
 }
