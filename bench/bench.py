@@ -1,0 +1,899 @@
+#!/usr/bin/env python3
+"""Benchmark driver for nix-netboot-serve (issue 5): the server side by side with what users would
+run instead, on one machine, in one run.
+
+    python3 bench/bench.py --binary .build-bench/release/nix-netboot-serve
+
+Run through `make bench` (scripts/bench.sh), which installs the tools, builds the release binary and
+calls this. Python 3 standard library only. Everything listens on and talks to 127.0.0.1 only; every
+loop is bounded; every process started here is stopped here, by its own PID.
+
+What it does:
+ 1. selects real files of this machine with fixed rules (sorted, deterministic for a given machine)
+    and writes a manifest; bench/closure.nix imports them into the Nix store and builds three roots
+    (`full`, `changed`: `full` with one small path changed, `small`: the subset xz is measured on);
+ 2. for each codec: cold runs (a fresh server with an empty cache, `GET /boot/NAME/initrd`), each
+    followed by the same closure packed the NixOS way (`find | cpio -o -H newc | COMPRESSOR`),
+    single-threaded and multi-threaded; for zstd also the incremental initrd of `changed` after
+    `full`, against the full rebuild of `changed`; then warm downloads against nginx (sendfile on)
+    serving the same bytes as one static file;
+ 3. 32 concurrent cold downloads of one closure against one: server CPU, wall time, peak RSS, and
+    every download byte-identical;
+ 4. prints a table of medians, spreads (min–max) and ratios, with PASS/MISS per goal, and writes it
+    to bench/results/latest.md.
+"""
+
+import argparse
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import stat as st
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+MB = 1000 * 1000
+MiB = 1 << 20
+
+# ----------------------------------------------------------------------------------------------
+# Output
+
+
+def log(message):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run(cmd, **kwargs):
+    """Runs a command (list), raising with its stderr on failure; returns stdout as text."""
+    result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    if result.returncode != 0:
+        raise RuntimeError(f"{shlex.join(cmd)} exited {result.returncode}:\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. The closure: selection rules
+
+
+def tree_bytes(path):
+    """Bytes of regular files and symlink targets under `path` (not following symlinks)."""
+    info = os.lstat(path)
+    if not os.path.isdir(path) or os.path.islink(path):
+        return info.st_size
+    total = 0
+    for parent, dirs, files in os.walk(path):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(parent, d))]:
+            total += os.lstat(os.path.join(parent, name)).st_size
+    return total
+
+
+def tree_is_importable(path):
+    """Whether every entry under `path` is a directory, regular file or symlink, and readable."""
+    for parent, dirs, files in os.walk(path):
+        for name in dirs + files:
+            full = os.path.join(parent, name)
+            mode = os.lstat(full).st_mode
+            if st.S_ISLNK(mode) or st.S_ISDIR(mode):
+                continue
+            if not st.S_ISREG(mode) or not os.access(full, os.R_OK):
+                return False
+    return True
+
+
+def store_name(prefix, name):
+    """A valid store path name: Nix accepts [A-Za-z0-9+-._?=], not starting with a dot."""
+    clean = re.sub(r"[^A-Za-z0-9+\-._?=]", "-", name)
+    return (prefix + "-" + clean)[:200]
+
+
+def real_subdirs(parent):
+    if not os.path.isdir(parent):
+        return []
+    return sorted(
+        os.path.join(parent, n)
+        for n in os.listdir(parent)
+        if os.path.isdir(os.path.join(parent, n)) and not os.path.islink(os.path.join(parent, n))
+    )
+
+
+def symlinks_to(directory, file_name):
+    """Names of the symlinks in `directory` that point at `file_name` (a package's libfoo.so.1 → …)."""
+    links = []
+    for name in sorted(os.listdir(directory)):
+        full = os.path.join(directory, name)
+        if os.path.islink(full) and os.path.basename(os.readlink(full)) == file_name:
+            links.append(name)
+    return links
+
+
+def is_elf(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def select_members(target_bytes, cap_bytes):
+    """The benchmark closure's members, by fixed rules over sorted listings of this machine.
+
+    Small paths (like a system's many small packages):
+      doc      — directories of /usr/share/doc of at most 1 MiB, the first 200 by name;
+      locale   — directories of /usr/share/locale, the first 40 by name;
+      man      — /usr/share/man/man1 … man8;
+      zoneinfo — /usr/share/zoneinfo; perl — /usr/share/perl/<version>, /usr/share/perl5;
+      lib      — lib*.so.* regular files of /usr/lib/x86_64-linux-gnu between 16 KiB and 8 MiB, the
+                 first 120 by name, each a directory path holding the file and its symlinks.
+    Large paths: ELF files of at least 16 MiB under /usr/lib/x86_64-linux-gnu, /usr/lib/gcc and
+      /opt/swift/usr/lib, smallest first (ties by name), each taken if the total stays within
+      `cap_bytes`, until the total reaches `target_bytes` (at most 10).
+    `small` marks the members the xz runs use: doc, locale, zoneinfo, perl and the first 60 lib.
+    """
+    members = []
+
+    def add(prefix, path, only=None, small=False):
+        size = tree_bytes(path) if only is None else sum(os.lstat(os.path.join(path, n)).st_size for n in only)
+        label = os.path.basename(path) if only is None else only[0]
+        members.append({"name": store_name(prefix, label), "path": path, "only": only, "small": small, "bytes": size})
+
+    docs = [d for d in real_subdirs("/usr/share/doc") if tree_bytes(d) <= MiB and tree_is_importable(d)]
+    for d in docs[:200]:
+        add("doc", d, small=True)
+    for d in [d for d in real_subdirs("/usr/share/locale") if tree_is_importable(d)][:40]:
+        add("locale", d, small=True)
+    for n in range(1, 9):
+        d = f"/usr/share/man/man{n}"
+        if os.path.isdir(d) and not os.path.islink(d) and tree_is_importable(d):
+            add("man", d)
+    if os.path.isdir("/usr/share/zoneinfo") and tree_is_importable("/usr/share/zoneinfo"):
+        add("tzdata", "/usr/share/zoneinfo", small=True)
+    for d in real_subdirs("/usr/share/perl") + ([p for p in ["/usr/share/perl5"] if os.path.isdir(p)]):
+        if tree_is_importable(d):
+            add("perl", d, small=True)
+
+    libdir = "/usr/lib/x86_64-linux-gnu"
+    libs = []
+    for name in sorted(os.listdir(libdir)):
+        full = os.path.join(libdir, name)
+        if re.match(r"^lib.*\.so\..*", name) and os.path.isfile(full) and not os.path.islink(full):
+            size = os.lstat(full).st_size
+            if 16 * 1024 <= size <= 8 * MiB and os.access(full, os.R_OK):
+                libs.append(name)
+    for i, name in enumerate(libs[:120]):
+        add("lib", libdir, only=[name] + symlinks_to(libdir, name), small=i < 60)
+
+    total = sum(m["bytes"] for m in members)
+    candidates = []
+    for root in [libdir, "/usr/lib/gcc", "/opt/swift/usr/lib"]:
+        if not os.path.isdir(root):
+            continue
+        walker = [(root, [], sorted(os.listdir(root)))] if root == libdir else os.walk(root)
+        for parent, _, files in walker:
+            for name in files:
+                full = os.path.join(parent, name)
+                if os.path.islink(full) or not os.path.isfile(full):
+                    continue
+                size = os.lstat(full).st_size
+                if size >= 16 * MiB and is_elf(full):
+                    candidates.append((size, full))
+    large = 0
+    for size, full in sorted(candidates):
+        if total >= target_bytes or large >= 10:
+            break
+        if total + size > cap_bytes:
+            continue
+        parent, name = os.path.split(full)
+        add("big", parent, only=[name] + symlinks_to(parent, name))
+        total += size
+        large += 1
+    return members
+
+
+def build_closures(work, target_bytes, cap_bytes):
+    """Selects members, builds the three roots; returns {root: {path, closure, nar_bytes}}."""
+    log("selecting files for the benchmark closure")
+    members = select_members(target_bytes, cap_bytes)
+    manifest = os.path.join(work, "manifest.json")
+    with open(manifest, "w") as f:
+        json.dump(members, f, indent=1, sort_keys=True)
+    log(f"{len(members)} members, {sum(m['bytes'] for m in members) / MB:.0f} MB of files; importing (nix-build)")
+    started = time.monotonic()
+    out = run([
+        "nix-build", os.path.join(REPO, "bench", "closure.nix"), "--argstr", "manifest", manifest,
+        "-A", "full", "-A", "changed", "-A", "small", "-o", os.path.join(work, "root"),
+    ]).split()
+    log(f"closures ready in {time.monotonic() - started:.0f} s")
+    roots = {}
+    for key, path in zip(["full", "changed", "small"], out):
+        closure = run(["nix-store", "--query", "--requisites", path]).split()
+        sizes = run(["nix-store", "--query", "--size"] + closure).split()
+        roots[key] = {"path": path, "name": os.path.basename(path), "closure": closure,
+                      "nar_bytes": sum(int(s) for s in sizes)}
+    full = roots["full"]
+    if len(full["closure"]) < 300 or full["nar_bytes"] < 400 * MB:
+        raise SystemExit(f"the closure has {len(full['closure'])} paths and {full['nar_bytes'] / MB:.0f} MB; "
+                         "the benchmark needs at least 300 paths and 400 MB (this machine has too few files)")
+    roots["differ"] = sorted(set(roots["changed"]["closure"]) - set(roots["full"]["closure"]))
+    return roots
+
+
+def read_closure_once(closure):
+    """Reads every file of the closure, so the first run does not pay for the disk and the others do
+    not: every figure is measured with the store in the page cache."""
+    buffer = bytearray(MiB)
+    for top in closure:
+        for parent, _, files in os.walk(top) if os.path.isdir(top) else [(os.path.dirname(top), [], [os.path.basename(top)])]:
+            for name in files:
+                full = os.path.join(parent, name)
+                if os.path.islink(full):
+                    continue
+                with open(full, "rb", buffering=0) as f:
+                    while f.readinto(buffer):
+                        pass
+
+
+# ----------------------------------------------------------------------------------------------
+# Processes
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_cpu_seconds(pid):
+    """utime + stime of the process (all its threads), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_status_kb(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def machine_busy_seconds():
+    """CPU seconds all processes of the machine have used (from /proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return (sum(values) - values[3] - values[4]) / CLK_TCK
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+# Every process started here that is still running: stopped by main() whatever happens.
+LIVE = []
+
+
+def stop_all():
+    for thing in list(LIVE):
+        try:
+            thing.stop()
+        except Exception as error:  # keep stopping the others
+            log(f"stopping {thing}: {error}")
+
+
+class Server:
+    """One nix-netboot-serve process on 127.0.0.1 with a state directory of its own."""
+
+    def __init__(self, binary, codec, work, extra=()):
+        self.port = free_port()
+        self.state = tempfile.mkdtemp(prefix=f"server-{codec}-", dir=work)
+        self.log_path = self.state + ".log"
+        self.log_file = open(self.log_path, "w")
+        self.cmd = [binary, "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.state,
+                    "--compression", codec, "--log-level", "warning", *extra]
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log_file, stderr=subprocess.STDOUT)
+        LIVE.append(self)
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(self.base + "/", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"server did not answer within 60 s; see {self.log_path}")
+            time.sleep(0.05)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def cpu(self):
+        return proc_cpu_seconds(self.pid)
+
+    def peak_rss_mb(self):
+        return proc_status_kb(self.pid, "VmHWM") * 1024 / MB
+
+    def status(self):
+        with urllib.request.urlopen(self.base + "/status", timeout=10) as r:
+            text = r.read().decode()
+        values = {}
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                values[parts[0]] = parts[1] if len(parts) == 2 else " ".join(parts[1:])
+        return values
+
+    def url(self, name):
+        return f"{self.base}/boot/{name}/initrd"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log_file.close()
+        if self in LIVE:
+            LIVE.remove(self)
+
+    def remove_state(self):
+        shutil.rmtree(self.state, ignore_errors=True)
+        try:
+            os.unlink(self.log_path)
+        except OSError:
+            pass
+
+
+class Nginx:
+    """nginx from Debian on 127.0.0.1, serving one directory with sendfile on; own config, pid, logs."""
+
+    def __init__(self, work, webroot):
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.dir = tempfile.mkdtemp(prefix="nginx-", dir=work)
+        self.port = free_port()
+        os.makedirs(os.path.join(self.dir, "tmp"))
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""
+user root;
+worker_processes 1;
+daemon off;
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    default_type application/octet-stream;
+    client_body_temp_path {self.dir}/tmp/body;
+    server {{
+        listen 127.0.0.1:{self.port};
+        root {webroot};
+    }}
+}}
+""")
+        self.proc = subprocess.Popen([binary, "-p", self.dir, "-e", os.path.join(self.dir, "error.log"), "-c", conf],
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "stderr.log"), "w"))
+        LIVE.append(self)
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nginx exited {self.proc.returncode}; see {self.dir}/error.log")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("nginx did not listen within 20 s")
+                time.sleep(0.05)
+
+    def pids(self):
+        """The master and its workers."""
+        pids = [self.proc.pid]
+        try:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+        return pids
+
+    def cpu(self):
+        total = 0.0
+        for pid in self.pids():
+            try:
+                total += proc_cpu_seconds(pid)
+            except OSError:
+                pass
+        return total
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if self in LIVE:
+            LIVE.remove(self)
+
+
+def curl(url, output="/dev/null"):
+    """One download with curl; returns (seconds total, seconds to first byte, bytes)."""
+    out = run(["curl", "-sS", "--max-time", "1200", "-o", output, "-w",
+               "%{http_code} %{size_download} %{time_total} %{time_starttransfer}", url])
+    code, size, total, first = out.split()
+    if code != "200":
+        raise RuntimeError(f"GET {url} answered {code}")
+    return float(total), float(first), int(size)
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(MiB):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------
+# Baselines: the closure packed as NixOS's netboot tooling does, all of it, every time.
+
+BASELINES = {
+    # codec: [(label, compressor command)], the first one single-threaded
+    "zstd": [("zstd -10", "zstd -10 -q -c"), ("zstd -T0 -10", "zstd -T0 -10 -q -c")],
+    "gzip": [("gzip -6", "gzip -6 -c")],
+    "xz": [("xz -6", "xz -6 --check=crc32 -c"), ("xz -T0 -6", "xz -T0 -6 --check=crc32 -c")],
+}
+
+
+def baselines_for(codec):
+    items = list(BASELINES[codec])
+    if codec == "gzip" and shutil.which("pigz"):
+        items.append(("pigz -6", "pigz -6 -c"))
+    return items
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# Cores kept busy by other processes of the machine during each measured rebuild (noise indicator).
+OTHERS = []
+
+
+def full_rebuild(root_path, compressor, work):
+    """`find <closure> | cpio -o -H newc | COMPRESSOR > file`; returns (seconds, bytes, CPU seconds of
+    the whole pipeline)."""
+    out = os.path.join(work, "baseline.out")
+    script = (f"set -euo pipefail; find $(nix-store --query --requisites {shlex.quote(root_path)}) "
+              f"| cpio -o -H newc --quiet | {compressor} > {shlex.quote(out)}")
+    cpu0, busy0 = children_cpu(), machine_busy_seconds()
+    started = time.monotonic()
+    result = subprocess.run(["bash", "-c", script], stderr=subprocess.PIPE, text=True)
+    seconds = time.monotonic() - started
+    cpu = children_cpu() - cpu0
+    OTHERS.append(max(0.0, machine_busy_seconds() - busy0 - cpu) / seconds)
+    if result.returncode != 0:
+        raise RuntimeError(f"baseline failed: {script}\n{result.stderr[-2000:]}")
+    size = os.path.getsize(out)
+    os.unlink(out)
+    return seconds, size, cpu
+
+
+# ----------------------------------------------------------------------------------------------
+# Measurements
+
+
+class Figures:
+    """Named lists of samples."""
+
+    def __init__(self):
+        self.samples = {}
+        self.info = {}
+
+    def add(self, key, value):
+        self.samples.setdefault(key, []).append(value)
+
+    def get(self, key):
+        return self.samples.get(key, [])
+
+
+def measure_codec(args, codec, root, changed, roots, figures, work):
+    """Cold runs (server vs full rebuilds), incremental (zstd), warm runs vs nginx."""
+    name = root["name"]
+    reference = None
+    last_server = None
+    for i in range(args.cold_runs):
+        log(f"{codec}: cold run {i + 1}/{args.cold_runs} (load {loadavg()})")
+        server = Server(args.binary, codec, work)
+        try:
+            cpu0, busy0 = server.cpu(), machine_busy_seconds()
+            seconds, first_byte, size = curl(server.url(name))
+            cpu = server.cpu() - cpu0
+            figures.add(f"{codec}.cold", seconds)
+            figures.add(f"{codec}.cold.first_byte", first_byte)
+            figures.add(f"{codec}.cold.cpu", cpu)
+            figures.add(f"{codec}.cold.cores", cpu / seconds)
+            figures.add(f"{codec}.cold.others", max(0.0, machine_busy_seconds() - busy0 - cpu) / seconds)
+            figures.add(f"{codec}.cold.rss", server.peak_rss_mb())
+            figures.info[f"{codec}.initrd_bytes"] = size
+            status = server.status()
+            figures.info[f"{codec}.cold.packed"] = int(status.get("archives-packed", -1))
+            if changed is not None:
+                before = int(status.get("archives-packed", 0))
+                seconds, _, _ = curl(server.url(changed["name"]))
+                figures.add(f"{codec}.incremental", seconds)
+                figures.info[f"{codec}.incremental.packed"] = int(server.status().get("archives-packed", 0)) - before
+            if i == args.cold_runs - 1:
+                last_server = server
+        finally:
+            if server is not last_server:
+                server.stop()
+                server.remove_state()
+        for label, command in baselines_for(codec):
+            del OTHERS[:]
+            seconds, size, cpu = full_rebuild(root["path"], command, work)
+            figures.add(f"{codec}.rebuild.{label}.others", OTHERS[-1])
+            figures.add(f"{codec}.rebuild.{label}", seconds)
+            figures.add(f"{codec}.rebuild.{label}.cpu", cpu)
+            figures.info[f"{codec}.rebuild.{label}.bytes"] = size
+        if changed is not None:
+            label, command = baselines_for(codec)[0]
+            seconds, _, _ = full_rebuild(changed["path"], command, work)
+            figures.add(f"{codec}.rebuild_changed", seconds)
+
+    # Warm: the last cold server has the closure cached; nginx serves the same bytes as one file.
+    server = last_server
+    webroot = tempfile.mkdtemp(prefix="www-", dir=work)
+    nginx = None
+    try:
+        static = os.path.join(webroot, "initrd")
+        curl(server.url(name), output=static)
+        reference = sha256_of(static)
+        figures.info[f"{codec}.sha256"] = reference
+        nginx = Nginx(work, webroot)
+        _, _, nginx_size = curl(nginx.base + "/initrd")
+        if nginx_size != os.path.getsize(static):
+            raise RuntimeError("nginx served a different length")
+        # One unmeasured round each, then alternate.
+        curl(server.url(name))
+        curl(nginx.base + "/initrd")
+        server_cpu, nginx_cpu, server_bytes, nginx_bytes = 0.0, 0.0, 0, 0
+        log(f"{codec}: warm runs ({args.warm_runs} each, alternating; load {loadavg()})")
+        for _ in range(args.warm_runs):
+            c0 = server.cpu()
+            seconds, _, size = curl(server.url(name))
+            server_cpu += server.cpu() - c0
+            server_bytes += size
+            figures.add(f"{codec}.warm", seconds)
+            c0 = nginx.cpu()
+            seconds, _, size = curl(nginx.base + "/initrd")
+            nginx_cpu += nginx.cpu() - c0
+            nginx_bytes += size
+            figures.add(f"{codec}.warm.nginx", seconds)
+        figures.info[f"{codec}.warm.cpu_per_gb"] = server_cpu / (server_bytes / 1e9)
+        figures.info[f"{codec}.warm.nginx_cpu_per_gb"] = nginx_cpu / (nginx_bytes / 1e9)
+        figures.info[f"{codec}.warm.rss"] = server.peak_rss_mb()
+    finally:
+        if nginx is not None:
+            nginx.stop()
+        server.stop()
+        server.remove_state()
+        shutil.rmtree(webroot, ignore_errors=True)
+    return reference
+
+
+def measure_concurrency(args, root, figures, work, reference):
+    """N concurrent cold downloads of one closure from a fresh server: CPU, wall, peak RSS, bytes."""
+    name = root["name"]
+    for i in range(args.concurrent_runs):
+        log(f"zstd: {args.clients} concurrent cold downloads, run {i + 1}/{args.concurrent_runs} (load {loadavg()})")
+        server = Server(args.binary, "zstd", work)
+        try:
+            barrier = threading.Barrier(args.clients + 1)
+            results = [None] * args.clients
+
+            def client(index):
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=900)
+                    conn.connect()
+                    barrier.wait(timeout=60)
+                    conn.request("GET", f"/boot/{name}/initrd")
+                    response = conn.getresponse()
+                    expected = int(response.getheader("Content-Length", "-1"))
+                    digest = hashlib.sha256()
+                    buffer = memoryview(bytearray(MiB))
+                    received = 0
+                    while True:
+                        n = response.readinto(buffer)
+                        if not n:
+                            break
+                        digest.update(buffer[:n])
+                        received += n
+                    conn.close()
+                    ok = response.status == 200 and received == expected
+                    results[index] = (ok, digest.hexdigest(), received, response.status, None)
+                except Exception as error:  # recorded as a failure, reported below
+                    results[index] = (False, None, 0, 0, repr(error))
+
+            threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(args.clients)]
+            for t in threads:
+                t.start()
+            cpu0 = server.cpu()
+            barrier.wait(timeout=60)
+            started = time.monotonic()
+            for t in threads:
+                t.join(timeout=1200)
+            wall = time.monotonic() - started
+            cpu = server.cpu() - cpu0
+            rss = server.peak_rss_mb()
+            failures = [r for r in results if r is None or not r[0]]
+            digests = {r[1] for r in results if r is not None and r[0]}
+            mismatched = sum(1 for r in results if r is not None and r[0] and r[1] != reference)
+            figures.add("concurrent.wall", wall)
+            figures.add("concurrent.cpu", cpu)
+            figures.add("concurrent.rss", rss)
+            figures.add("concurrent.failures", len(failures) + mismatched)
+            figures.info["concurrent.packed"] = int(server.status().get("archives-packed", -1))
+            figures.info.setdefault("concurrent.distinct_digests", set()).update(digests)
+            for r in failures[:3]:
+                log(f"  failed download: {r}")
+        finally:
+            server.stop()
+            server.remove_state()
+
+
+# ----------------------------------------------------------------------------------------------
+# The table
+
+
+def spread(values, unit, digits=2):
+    if not values:
+        return "—"
+    med = statistics.median(values)
+    return f"{med:.{digits}f} {unit} ({min(values):.{digits}f}–{max(values):.{digits}f})".replace(" )", ")")
+
+
+def ratio_text(ours, theirs):
+    """Ratio of medians, with the spread of the per-run ratios (runs paired in order)."""
+    if not ours or not theirs:
+        return "—", None
+    r = statistics.median(ours) / statistics.median(theirs)
+    pairs = [a / b for a, b in zip(ours, theirs) if b > 0]
+    if pairs:
+        return f"**{r:.3f}** ({min(pairs):.3f}–{max(pairs):.3f})", r
+    return f"**{r:.3f}**", r
+
+
+def verdict(value, limit):
+    if value is None:
+        return "—"
+    return "PASS" if value <= limit else "MISS"
+
+
+def server_version(binary):
+    """The commit the binary was built from, as far as the work tree tells."""
+    try:
+        commit = run(["git", "-C", REPO, "log", "-1", "--date=format-local:%Y-%m-%d %H:%M UTC",
+                      "--format=%h (committed %ad)"], env={**os.environ, "TZ": "UTC"}).strip()
+        dirty = run(["git", "-C", REPO, "status", "--porcelain", "--", "Sources", "Package.swift"]).strip()
+    except Exception:
+        return f"`{binary}` (no git information)"
+    built = datetime.datetime.fromtimestamp(os.path.getmtime(binary), datetime.timezone.utc)
+    return (f"binary built {built.strftime('%Y-%m-%d %H:%M UTC')} (release); the work tree is at commit {commit}"
+            f"{', with uncommitted changes in Sources/' if dirty else ''}")
+
+
+def make_report(args, roots, figures, started, finished, xz_root_key):
+    f = figures
+    rows = []
+
+    def row(figure, ours, theirs, ratio, goal="", result=""):
+        rows.append(f"| {figure} | {ours} | {theirs} | {ratio} | {goal} | {result} |")
+
+    full, small = roots["full"], roots["small"]
+    for codec in args.codecs:
+        root = roots[xz_root_key] if codec == "xz" else full
+        which = "small closure" if root is small else "full closure"
+        cold = f.get(f"{codec}.cold")
+        for k, (label, _) in enumerate(baselines_for(codec)):
+            base = f.get(f"{codec}.rebuild.{label}")
+            text, r = ratio_text(cold, base)
+            if k == 0:
+                goal = "≤ 0.55" if codec == "zstd" else "(≤ 0.55)"
+                row(f"cold {codec}, {which}: `GET initrd`, empty cache vs `find \\| cpio \\| {label}`",
+                    spread(cold, "s"), spread(base, "s"), text, goal, verdict(r, 0.55))
+            else:
+                row(f"cold {codec}, {which}: vs `find \\| cpio \\| {label}`", spread(cold, "s"), spread(base, "s"), text, "", "")
+        label = baselines_for(codec)[0][0]
+        cpu, base_cpu = f.get(f"{codec}.cold.cpu"), f.get(f"{codec}.rebuild.{label}.cpu")
+        text, _ = ratio_text(cpu, base_cpu)
+        row(f"cold {codec}, CPU seconds: the server process vs the whole `{label}` pipeline (load-independent)",
+            spread(cpu, "s"), spread(base_cpu, "s"), text, "", "")
+        if f.get(f"{codec}.incremental"):
+            inc, base = f.get(f"{codec}.incremental"), f.get(f"{codec}.rebuild_changed")
+            text, r = ratio_text(inc, base)
+            row(f"incremental {codec}: second closure after the first vs its full rebuild (`{baselines_for(codec)[0][0]}`)",
+                spread(inc, "s", 3), spread(base, "s"), text, "≤ 0.05", verdict(r, 0.05))
+        warm, ng = f.get(f"{codec}.warm"), f.get(f"{codec}.warm.nginx")
+        text, r = ratio_text(warm, ng)
+        size = f.info.get(f"{codec}.initrd_bytes", 0)
+        row(f"warm {codec}: cached initrd ({size / MB:.0f} MB) vs nginx `sendfile on`, same bytes",
+            spread(warm, "s", 3), spread(ng, "s", 3), text, "≤ 1.15", verdict(r, 1.15))
+
+    if f.get("concurrent.cpu"):
+        one_cpu, one_wall, one_rss = f.get("zstd.cold.cpu"), f.get("zstd.cold"), f.get("zstd.cold.rss")
+        cpu, wall, rss = f.get("concurrent.cpu"), f.get("concurrent.wall"), f.get("concurrent.rss")
+        text, r = ratio_text(cpu, one_cpu)
+        row(f"{args.clients} concurrent cold zstd: server CPU (utime+stime) vs one cold download",
+            spread(cpu, "s"), spread(one_cpu, "s"), text, "≤ 1.2", verdict(r, 1.2))
+        text, _ = ratio_text(wall, one_wall)
+        row(f"{args.clients} concurrent cold zstd: wall time until the last byte vs one", spread(wall, "s"),
+            spread(one_wall, "s"), text, "", "")
+        peak = max(rss)
+        row(f"{args.clients} concurrent cold zstd: peak RSS of the server (VmHWM) vs one", spread(rss, "MB", 0),
+            spread(one_rss, "MB", 0), "", "≤ 300 MB", "PASS" if peak <= 300 else "MISS")
+        fails = sum(f.get("concurrent.failures"))
+        digests = f.info.get("concurrent.distinct_digests", set())
+        identical = len(digests) == 1 and f.info.get("zstd.sha256") in digests
+        row(f"{args.clients} concurrent cold zstd: failed or differing downloads, all runs",
+            f"{fails} of {args.clients * args.concurrent_runs}; sha256 {'identical to' if identical else 'DIFFERENT from'} the single download",
+            "", "", "0", "PASS" if fails == 0 and identical else "MISS")
+
+    lines = []
+    lines.append(f"# nix-netboot-serve benchmark — {finished.strftime('%Y-%m-%d %H:%M UTC')}")
+    lines.append("")
+    lines.append("Times are medians over the runs, with the spread (min–max) in brackets. A ratio is the median of "
+                 "nix-netboot-serve over the median of the alternative (below 1: the server is faster); the "
+                 "brackets give the lowest and highest ratio of the runs taken in pairs. Goals are reported, not asserted.")
+    lines.append("")
+    lines.append("| figure | nix-netboot-serve | alternative | ratio | goal | result |")
+    lines.append("|---|---|---|---|---|---|")
+    lines += rows
+    lines.append("")
+    lines.append("## Details")
+    lines.append("")
+    for key in ["full", "changed", "small"]:
+        r = roots[key]
+        lines.append(f"- closure `{key}`: {len(r['closure'])} store paths, {r['nar_bytes'] / MB:.0f} MB (NAR), root `{r['name']}`")
+    lines.append(f"- `changed` has {len(roots['differ'])} paths that `full` has not: "
+                 + ", ".join(f"`{os.path.basename(p)[33:]}`" for p in roots["differ"]))
+    lines.append(f"- runs: {args.cold_runs} cold per codec (each on a fresh server, state in a new directory), "
+                 f"{args.warm_runs} warm per codec and for nginx (alternating, after one unmeasured round each), "
+                 f"{args.concurrent_runs} × {args.clients} concurrent; the store is read once beforehand so every "
+                 "figure is taken with it in the page cache")
+    for codec in args.codecs:
+        parts = [f"initrd {f.info.get(codec + '.initrd_bytes', 0) / MB:.1f} MB"]
+        for label, _ in baselines_for(codec):
+            b = f.info.get(f"{codec}.rebuild.{label}.bytes")
+            if b:
+                parts.append(f"`{label}` rebuild {b / MB:.1f} MB, CPU {spread(f.get(f'{codec}.rebuild.{label}.cpu'), 's')}")
+        parts.append(f"archives packed cold {f.info.get(codec + '.cold.packed', '?')}")
+        if f"{codec}.incremental.packed" in f.info:
+            parts.append(f"incremental packed {f.info[codec + '.incremental.packed']}")
+        if f.get(f"{codec}.cold.first_byte"):
+            parts.append(f"cold time to first byte {spread(f.get(codec + '.cold.first_byte'), 's')}")
+        parts.append(f"cold server CPU {spread(f.get(codec + '.cold.cpu'), 's')}, "
+                     f"i.e. {spread(f.get(codec + '.cold.cores'), 'cores')} busy on average")
+        parts.append(f"cold peak RSS {spread(f.get(codec + '.cold.rss'), 'MB', 0)}")
+        if f"{codec}.warm.cpu_per_gb" in f.info:
+            parts.append(f"warm CPU {f.info[codec + '.warm.cpu_per_gb']:.2f} s/GB (nginx {f.info[codec + '.warm.nginx_cpu_per_gb']:.2f} s/GB)")
+        lines.append(f"- {codec}: " + "; ".join(parts))
+    noise = []
+    for codec in args.codecs:
+        noise.append(f"{codec} server cold runs {spread(f.get(codec + '.cold.others'), 'cores')}")
+        for label, _ in baselines_for(codec):
+            noise.append(f"`{label}` rebuilds {spread(f.get(f'{codec}.rebuild.{label}.others'), 'cores')}")
+    lines.append("- other processes of the machine (not the one measured) kept busy on average, out of "
+                 f"{os.cpu_count()} cores: " + "; ".join(noise))
+    if "concurrent.packed" in f.info:
+        lines.append(f"- concurrent runs packed {f.info['concurrent.packed']} archives each (each path once for all clients)")
+    lines.append(f"- machine: {os.cpu_count()} cores, {platform.platform()}; load average {figures.info['load_start']} at the start, "
+                 f"{loadavg()} at the end; duration {(finished - started).total_seconds() / 60:.1f} min")
+    lines.append(f"- server: {server_version(args.binary)}")
+    if args.note:
+        lines.append(f"- note: {args.note}")
+    lines.append(f"- command: `make bench` (driver: `{' '.join(shlex.quote(a) for a in sys.argv)}`)")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", default=os.path.join(REPO, ".build-bench", "release", "nix-netboot-serve"))
+    parser.add_argument("--work", default="/var/tmp/nix-netboot-serve-bench",
+                        help="manifest, out-links (GC roots of the closures) and per-run state")
+    parser.add_argument("--output", default=os.path.join(REPO, "bench", "results", "latest.md"))
+    parser.add_argument("--codecs", default="zstd,gzip,xz")
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--warm-runs", type=int, default=7)
+    parser.add_argument("--concurrent-runs", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--target-mb", type=int, default=440, help="files selected for the full closure, at least")
+    parser.add_argument("--cap-mb", type=int, default=520, help="… and at most (large files are skipped past it)")
+    parser.add_argument("--xz-closure", choices=["small", "full"], default="small",
+                        help="xz packs at ~2 MB/s per core: on the full closure its runs alone take ~30 min")
+    parser.add_argument("--note", default="", help="a line added to the report (e.g. the machine was shared)")
+    args = parser.parse_args()
+    args.codecs = [c for c in args.codecs.split(",") if c]
+    for c in args.codecs:
+        if c not in BASELINES:
+            parser.error(f"unknown codec {c}")
+    if args.cold_runs < 1 or args.warm_runs < 1 or args.concurrent_runs < 0 or args.clients < 1:
+        parser.error("run counts must be positive")
+    if not os.access(args.binary, os.X_OK):
+        parser.error(f"no server binary at {args.binary} (build it: scripts/bench.sh does)")
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    os.makedirs(args.work, exist_ok=True)
+    figures = Figures()
+    figures.info["load_start"] = loadavg()
+    roots = build_closures(args.work, args.target_mb * MB, args.cap_mb * MB)
+    for key in ["full", "changed", "small"]:
+        log(f"closure {key}: {len(roots[key]['closure'])} paths, {roots[key]['nar_bytes'] / MB:.0f} MB")
+    log("reading the closure once (page cache)")
+    read_closure_once(roots["full"]["closure"] + roots["changed"]["closure"])
+
+    run_dir = tempfile.mkdtemp(prefix="run-", dir=args.work)
+    try:
+        reference = None
+        for codec in args.codecs:
+            root = roots[args.xz_closure] if codec == "xz" else roots["full"]
+            changed = roots["changed"] if codec == "zstd" else None
+            digest = measure_codec(args, codec, root, changed, roots, figures, run_dir)
+            if codec == "zstd":
+                reference = digest
+        if args.concurrent_runs > 0 and "zstd" in args.codecs:
+            measure_concurrency(args, roots["full"], figures, run_dir, reference)
+    finally:
+        stop_all()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+    finished = datetime.datetime.now(datetime.timezone.utc)
+    report = make_report(args, roots, figures, started, finished, args.xz_closure)
+    with open(os.path.join(args.work, "samples.json"), "w") as out:
+        json.dump({"samples": figures.samples,
+                   "info": {k: (sorted(v) if isinstance(v, set) else v) for k, v in figures.info.items()}}, out, indent=1)
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, "w") as out:
+        out.write(report)
+    print(report)
+    log(f"written to {args.output}; raw samples in {os.path.join(args.work, 'samples.json')}")
+
+
+if __name__ == "__main__":
+    # SIGTERM/SIGHUP end the run like Ctrl-C: through main()'s clean-up.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    main()
