@@ -109,6 +109,26 @@ final class InitrdAssemblerTests: XCTestCase {
         XCTAssertEqual(counting.calls, ["requisites", "registrations"])
     }
 
+    func testConcurrentRequestsForOneSystemShareOnePackingPass() async throws {
+        let counting = CountingStore(inner: NixStoreCLI())
+        let assembler = try makeAssembler(try makeTemporaryDirectory(self), store: counting)
+        let root = try PackFixtures.many(60)
+        let sizes = try await withThrowingTaskGroup(of: UInt64.self) { group in
+            for _ in 0..<16 {
+                group.addTask {
+                    let initrd = try await assembler.initrd(for: root)
+                    await initrd.release()
+                    return initrd.size
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        XCTAssertEqual(Set(sizes).count, 1)
+        XCTAssertEqual(counting.calls.filter { $0 == "registrations" }.count, 1, "one nix-store --dump-db for the rack: \(counting.calls)")
+        let packed = await assembler.cache.packedCount
+        XCTAssertEqual(packed, 60)
+    }
+
     func testAClosureLargerThanTheCacheStillAssembles() async throws {
         let dir = try makeTemporaryDirectory(self)
         let assembler = try makeAssembler(dir, capacity: 100)

@@ -65,6 +65,9 @@ public actor CPIOCache {
     /// Pins `key` if it is on disk already; returns its size, or nil without waiting.
     public func pinIfReady(_ key: CacheKey) -> UInt64? { state.pinIfReady(key) }
 
+    /// ``pinIfReady(_:)`` for many keys in one call.
+    public func pinIfReady(_ keys: [CacheKey]) -> [UInt64?] { keys.map { state.pinIfReady($0) } }
+
     /// Returns the size of the archive for `key`, packing it with `producer` if it is missing, and
     /// pins it until ``release(_:)``. Cancelling the caller abandons only its own wait. When packings
     /// queue, a higher `priority` starts first.

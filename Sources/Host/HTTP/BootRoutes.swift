@@ -22,6 +22,9 @@ public struct BootRoutes: Sendable {
         self.validPaths = KnownValidPaths(store: store)
     }
 
+    /// Bytes read and written at a time (256 KiB measured 45 % more CPU per GB than 1 MiB).
+    static let chunkSize = 1 << 20
+
     public func add(to router: Router<NetbootRequestContext>) {
         router.get("/") { _, _ in "nix-netboot-serve\n" }
         router.get("/status") { _, _ in try await statusText() }
@@ -76,7 +79,7 @@ public struct BootRoutes: Sendable {
         if EntityTag.matches(request.headers[.ifNoneMatch], tag) { return Response(status: .notModified, headers: headers) }
         headers[.contentType] = "application/octet-stream"
         headers[.contentLength] = "\(size)"
-        let stream = InitrdByteStream(members: [.file(path: file, size: size)], chunkSize: 1 << 20)
+        let stream = InitrdByteStream(members: [.file(path: file, size: size)], chunkSize: Self.chunkSize)
         return Response(status: .ok, headers: headers, body: Self.body(stream, size: size, channel: context.channel, logger: context.logger) {})
     }
 
@@ -95,21 +98,24 @@ public struct BootRoutes: Sendable {
         }
         return Response(
             status: .ok, headers: headers,
-            body: Self.body(initrd.bytes(), size: initrd.size, channel: context.channel, logger: context.logger) { await initrd.release() })
+            body: Self.body(initrd.bytes(chunkSize: Self.chunkSize), size: initrd.size, channel: context.channel, logger: context.logger) { await initrd.release() })
     }
 
-    /// A body of known length, read chunk by chunk. Each write waits for the connection's event loop,
-    /// which keeps memory flat when the server is short of CPU. A failure after the headers went out
-    /// throws, and the server closes the connection: never a short body under a full length.
+    /// A body of known length, read chunk by chunk on the connection's event loop (reads of cached
+    /// files, then the write and a wait for the event loop, which keeps memory flat when the server
+    /// is short of CPU). A failure after the headers went out throws, and the server closes the
+    /// connection: never a short body under a full length.
     static func body(
         _ stream: InitrdByteStream, size: UInt64, channel: any Channel, logger: Logger,
         done: @escaping @Sendable () async -> Void
     ) -> ResponseBody {
         ResponseBody(contentLength: Int(size)) { writer in
             do {
-                for try await chunk in stream {
-                    try await writer.write(chunk)
-                    try await channel.eventLoop.submit {}.get()
+                try await withTaskExecutorPreference(EventLoopTaskExecutor(eventLoop: channel.eventLoop)) {
+                    for try await chunk in stream.readingInline() {
+                        try await writer.write(chunk)
+                        try await channel.eventLoop.submit {}.get()
+                    }
                 }
                 try await writer.finish(nil)
                 await done()

@@ -12,6 +12,7 @@ public actor InitrdAssembler {
     public nonisolated let packer: StorePathPacker
     private let logger: Logger
     private var closures: [StorePath: [StorePath]] = [:]
+    private let packingPasses = SingleFlight<StorePath, Void>()
 
     public init(store: any NixStore, cache: CPIOCache, packer: StorePathPacker, logger: Logger) {
         self.store = store
@@ -37,55 +38,92 @@ public actor InitrdAssembler {
     }
 
     /// Assembles the initrd of `root`, packing what is missing. The result holds pins: release it.
+    ///
+    /// Requests for the same system at the same moment (a rack booting) share one packing pass: one
+    /// `nix-store --dump-db`, one acquisition per path; the others wait for it and then pin.
     public func initrd(for root: StorePath) async throws -> Initrd {
         let closure = try await closure(of: root)
         let cache = self.cache
-        var sizes: [StorePath: UInt64] = [:]
-        var missing: [StorePath] = []
-        for path in closure {
-            if let size = await cache.pinIfReady(key(path)) { sizes[path] = size } else { missing.append(path) }
-        }
-        if !missing.isEmpty {
+        let keys = closure.map(key)
+        var sizes = await cache.pinIfReady(keys)
+        if sizes.contains(nil) {
             do {
-                let registrations = try await store.registrations(of: missing)
-                let packer = self.packer
-                try await withThrowingTaskGroup(of: (StorePath, UInt64).self) { group in
-                    for path in missing {
-                        let registration = registrations[path] ?? []
-                        let key = self.key(path)
-                        // Largest first, so that a big path does not start last and finish alone.
-                        let narSize = NixDatabaseDump.narSize(of: registration) ?? 0
-                        group.addTask {
-                            let size = try await cache.acquire(key, priority: narSize) { sink in
-                                sink = try packer.pack(path, registration: registration, into: sink)
-                            }
-                            return (path, size)
-                        }
-                    }
-                    while let result = await group.nextResult() {
-                        switch result {
-                        case .success(let (path, size)): sizes[path] = size
-                        case .failure(let error):
-                            group.cancelAll()
-                            // Collect the pins the others got before giving up.
-                            while let rest = await group.nextResult() {
-                                if case .success(let (path, size)) = rest { sizes[path] = size }
-                            }
-                            throw error
-                        }
-                    }
+                try await packingPasses.run(root) { try await self.packingPass(root: root, closure: closure) }
+                // Pin what the pass made. Whatever was evicted meanwhile (a cache smaller than the
+                // closure) is packed again here, pinned for this request from the start.
+                let again = await cache.pinIfReady(keys.indices.filter { sizes[$0] == nil }.map { keys[$0] })
+                var next = again.makeIterator()
+                var stillMissing: [Int] = []
+                for index in keys.indices where sizes[index] == nil {
+                    sizes[index] = next.next()!
+                    if sizes[index] == nil { stillMissing.append(index) }
+                }
+                if !stillMissing.isEmpty {
+                    let acquired = try await acquire(stillMissing.map { closure[$0] })
+                    for index in stillMissing { sizes[index] = acquired[closure[index]] }
                 }
             } catch {
-                await cache.release(sizes.keys.map(key))
+                await cache.release(keys.indices.filter { sizes[$0] != nil }.map { keys[$0] })
                 throw error
             }
-            logger.info("packed closure", metadata: ["root": "\(root.name)", "paths": "\(closure.count)", "packed": "\(missing.count)"])
         }
         var members: [Initrd.Member] = [.bytes(InitrdLayout.leader), .bytes(InitrdLayout.loader)]
-        for path in closure {
-            members.append(.file(path: cache.filePath(key(path)), size: sizes[path]!))
+        for (index, key) in keys.enumerated() {
+            members.append(.file(path: cache.filePath(key), size: sizes[index]!))
         }
-        let keys = closure.map(key)
         return Initrd(root: root, closure: closure, members: members) { await cache.release(keys) }
+    }
+
+    /// Packs every path of `closure` that is not cached yet; holds no pins afterwards.
+    private func packingPass(root: StorePath, closure: [StorePath]) async throws {
+        let keys = closure.map(key)
+        let ready = await cache.pinIfReady(keys)
+        await cache.release(keys.indices.filter { ready[$0] != nil }.map { keys[$0] })
+        let missing = closure.indices.filter { ready[$0] == nil }.map { closure[$0] }
+        guard !missing.isEmpty else { return }
+        let acquired = try await acquire(missing)
+        await cache.release(acquired.keys.map(key))
+        logger.info("packed closure", metadata: ["root": "\(root.name)", "paths": "\(closure.count)", "packed": "\(missing.count)"])
+    }
+
+    /// Acquires (packing as needed) and pins the archives of `paths`; on failure, holds no pins.
+    /// The registrations of all of them come from one `nix-store --dump-db`.
+    private func acquire(_ paths: [StorePath]) async throws -> [StorePath: UInt64] {
+        let cache = self.cache
+        var sizes: [StorePath: UInt64] = [:]
+        do {
+            let registrations = try await store.registrations(of: paths)
+            let packer = self.packer
+            try await withThrowingTaskGroup(of: (StorePath, UInt64).self) { group in
+                for path in paths {
+                    let registration = registrations[path] ?? []
+                    let key = self.key(path)
+                    // Largest first, so that a big path does not start last and finish alone.
+                    let narSize = NixDatabaseDump.narSize(of: registration) ?? 0
+                    group.addTask {
+                        let size = try await cache.acquire(key, priority: narSize) { sink in
+                            sink = try packer.pack(path, registration: registration, into: sink)
+                        }
+                        return (path, size)
+                    }
+                }
+                while let result = await group.nextResult() {
+                    switch result {
+                    case .success(let (path, size)): sizes[path] = size
+                    case .failure(let error):
+                        group.cancelAll()
+                        // Collect the pins the others got before giving up.
+                        while let rest = await group.nextResult() {
+                            if case .success(let (path, size)) = rest { sizes[path] = size }
+                        }
+                        throw error
+                    }
+                }
+            }
+        } catch {
+            await cache.release(sizes.keys.map(key))
+            throw error
+        }
+        return sizes
     }
 }

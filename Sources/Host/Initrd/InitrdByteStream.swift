@@ -16,7 +16,16 @@ public struct InitrdByteStream: AsyncSequence, Sendable {
 
     let members: [Initrd.Member]
     let chunkSize: Int
-    var threadPool: NIOThreadPool = .singleton
+    /// Where reads run: a thread pool, or (nil) the calling thread, for a caller already running on
+    /// a thread where a short read of a cached file is cheaper than two hand-offs.
+    var threadPool: NIOThreadPool? = .singleton
+
+    /// The same bytes, read on the calling thread.
+    public func readingInline() -> InitrdByteStream {
+        var copy = self
+        copy.threadPool = nil
+        return copy
+    }
 
     public func makeAsyncIterator() -> Iterator {
         Iterator(members: members, chunkSize: chunkSize, threadPool: threadPool)
@@ -26,13 +35,13 @@ public struct InitrdByteStream: AsyncSequence, Sendable {
     public struct Iterator: AsyncIteratorProtocol {
         let members: [Initrd.Member]
         let chunkSize: Int
-        let threadPool: NIOThreadPool
+        let threadPool: NIOThreadPool?
         var index = 0
         var offset: UInt64 = 0
         var file: OpenFile?
         let allocator = ByteBufferAllocator()
 
-        init(members: [Initrd.Member], chunkSize: Int, threadPool: NIOThreadPool) {
+        init(members: [Initrd.Member], chunkSize: Int, threadPool: NIOThreadPool?) {
             self.members = members
             self.chunkSize = chunkSize
             self.threadPool = threadPool
@@ -70,7 +79,7 @@ public struct InitrdByteStream: AsyncSequence, Sendable {
             let allocator = self.allocator
             let capacity = chunkSize - Int(budget)
             let planned = segments
-            return try await threadPool.runIfActive {
+            return try await run {
                 var buffer = allocator.buffer(capacity: capacity)
                 for segment in planned {
                     switch segment {
@@ -85,6 +94,12 @@ public struct InitrdByteStream: AsyncSequence, Sendable {
             }
         }
 
+        /// Runs a read on the thread pool, or right here.
+        private func run(_ read: @escaping @Sendable () throws -> ByteBuffer) async throws -> ByteBuffer {
+            guard let threadPool else { return try read() }
+            return try await threadPool.runIfActive(read)
+        }
+
         /// The next chunk of a member larger than a chunk, keeping its file open between chunks.
         private mutating func nextChunk(ofLargeFile path: String, size: UInt64) async throws -> ByteBuffer {
             if file == nil { file = try OpenFile(path: path, expectedSize: size) }
@@ -92,7 +107,7 @@ public struct InitrdByteStream: AsyncSequence, Sendable {
             let length = Int(Swift.min(UInt64(chunkSize), size - offset))
             let at = offset
             let allocator = self.allocator
-            let chunk = try await threadPool.runIfActive {
+            let chunk = try await run {
                 var buffer = allocator.buffer(capacity: length)
                 try handle.read(at: at, length: length, into: &buffer)
                 return buffer
