@@ -55,7 +55,6 @@ struct NixNetbootServe: AsyncParsableCommand {
         var logger = Logger(label: "nix-netboot-serve")
         logger.logLevel = logLevel
         let files = NetbootServer.raiseOpenFileLimit(to: server.openFiles)
-        NetbootServer.tuneMemoryAllocator()
         let store = NixStoreCLI()
         let context = NetbootServer.sourceContext(options: server, store: store, logger: logger)
         let netboot = try NetbootServer(options: server, registry: try makeRegistry(context: context), store: store, logger: logger)

@@ -82,19 +82,6 @@ public struct NetbootServer: Sendable {
             gcRootDirectory: options.directory(options.gcRootDir, "gc-roots"), logger: logger)
     }
 
-    /// Keeps glibc's allocator from returning every 1 MiB response buffer to the kernel and faulting
-    /// it in again for the next chunk: with many downloads at once, zeroing fresh pages cost as much
-    /// CPU as reading the cached files. Freed buffers stay in the heap for reuse instead.
-    public static func tuneMemoryAllocator() {
-        // <malloc.h> is not part of Swift's Glibc module; mallopt is looked up by name instead.
-        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
-        let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
-        let trimThreshold: Int32 = -1, mmapThreshold: Int32 = -3  // M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
-        _ = mallopt(mmapThreshold, 16 << 20)
-        _ = mallopt(trimThreshold, 256 << 20)
-    }
-
     /// Raises the soft limit of open files toward `wanted`, within the hard limit. Returns the new soft limit.
     @discardableResult
     public static func raiseOpenFileLimit(to wanted: UInt64) -> UInt64 {
