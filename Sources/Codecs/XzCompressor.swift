@@ -14,9 +14,9 @@ public struct XzCompressor: Compressor {
     /// Block size of the threaded encoder: fixed, so output is a function of the input alone.
     static let blockSize: UInt64 = 8 << 20
 
-    public func makeEncoder(level: Int, expectedInputSize: UInt64) throws -> any CompressionEncoder {
+    public func makeEncoder(level: Int, inputSize: UInt64) throws -> any CompressionEncoder {
         let level = try validatedLevel(level)
-        let threaded = expectedInputSize >= 2 * Self.blockSize
+        let threaded = inputSize >= 2 * Self.blockSize
         return try Encoder(preset: UInt32(level), threaded: threaded)
     }
 

@@ -5,7 +5,7 @@ import Synchronization
 /// zstd through libzstd: one frame per archive, with its checksum, at levels 1–19 (no long or
 /// ultra windows, which the kernel's decoder would refuse).
 ///
-/// Always single-threaded: packings already run in parallel across store paths (largest first), and
+/// The archive's exact size is pledged, so small archives get small tables. Always single-threaded: packings already run in parallel across store paths (largest first), and
 /// libzstd's workers would multiply the memory of every packing. Compression contexts are kept and
 /// reset between archives instead of being allocated anew for each of hundreds of paths.
 public struct ZstdCompressor: Compressor {
@@ -17,8 +17,8 @@ public struct ZstdCompressor: Compressor {
     /// Idle contexts kept for reuse; more packings than this at once allocate their own.
     static let pool = ContextPool(capacity: 8)
 
-    public func makeEncoder(level: Int, expectedInputSize: UInt64) throws -> any CompressionEncoder {
-        try Encoder(level: Int32(try validatedLevel(level)))
+    public func makeEncoder(level: Int, inputSize: UInt64) throws -> any CompressionEncoder {
+        try Encoder(level: Int32(try validatedLevel(level)), inputSize: inputSize)
     }
 
     /// Compression contexts waiting to be reused.
@@ -47,7 +47,7 @@ public struct ZstdCompressor: Compressor {
         private let context: OpaquePointer
         private var output = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
 
-        init(level: Int32) throws {
+        init(level: Int32, inputSize: UInt64) throws {
             guard let context = ZstdCompressor.pool.take() else { throw CompressionError("ZSTD_createCCtx failed") }
             self.context = context
             // A reused context starts from libzstd's defaults again, so output never depends on reuse.
@@ -55,6 +55,9 @@ public struct ZstdCompressor: Compressor {
             try check(ZSTD_CCtx_reset(context, ZSTD_reset_session_and_parameters))
             try check(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level))
             try check(ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1))
+            // The exact size lets libzstd size its tables to the archive (most store paths are small)
+            // and records the size in the frame header.
+            try check(ZSTD_CCtx_setPledgedSrcSize(context, inputSize))
         }
 
         deinit { ZstdCompressor.pool.give(context) }

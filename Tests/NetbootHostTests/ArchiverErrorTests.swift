@@ -42,6 +42,17 @@ final class ArchiverErrorTests: XCTestCase {
         XCTAssertNoThrow(try writer.appendDirectory(Array(repeating: UInt8(ascii: "a"), count: 4095), mode: 0o555))
     }
 
+    func testTheArchiveSizeIsKnownBeforeWriting() async throws {
+        for path in [PackFixtures.shared.tree, PackFixtures.shared.single, PackFixtures.shared.link] {
+            let entries = try StorePathArchiver.walk(path)
+            var writer = NewcWriter(sink: MemorySink())
+            try StorePathArchiver.write(entries, into: &writer)
+            try writer.appendFile(Array("extra/name".utf8), mode: 0o444, contents: Array("12345".utf8))
+            let bytes = try writer.finish().bytes
+            XCTAssertEqual(StorePathArchiver.archiveSize(of: entries, plusFiles: [(10, 5)]), UInt64(bytes.count), path.name)
+        }
+    }
+
     func testHeaderLayout() throws {
         var writer = NewcWriter(sink: MemorySink())
         try writer.appendFile(Array("ab".utf8), mode: 0o444, contents: Array("xyz".utf8))

@@ -115,7 +115,7 @@ final class StorePathArchiveTests: XCTestCase {
         try writer.appendFile(Array("nix/store/big/data".utf8), mode: 0o444, contents: input)
         let archive = try writer.finish().bytes
         for codec in [ZstdCompressor(), XzCompressor(), ZstdCompressor()] as [any Compressor] {
-            let encoder = try codec.makeEncoder(level: codec.name == "xz" ? 1 : 3, expectedInputSize: UInt64(archive.count))
+            let encoder = try codec.makeEncoder(level: codec.name == "xz" ? 1 : 3, inputSize: UInt64(archive.count))
             var sink = CompressingSink(encoder: encoder, output: MemorySink())
             try archive.withUnsafeBytes { try sink.write($0) }
             let compressed = try sink.finish().bytes

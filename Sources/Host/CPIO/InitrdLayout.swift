@@ -5,7 +5,7 @@
 /// offsets that are multiples of 4 as the kernel requires.
 public enum InitrdLayout {
     /// Bumped whenever the bytes of a per-path archive would change; part of every cache file name.
-    public static let formatVersion = 2
+    public static let formatVersion = 3
 
     /// Where registrations and the loader live inside the initrd.
     public static let databaseDirectory = "nix/.nix-netboot-serve-db"

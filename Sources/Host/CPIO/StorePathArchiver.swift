@@ -36,15 +36,23 @@ public struct StorePathArchiver {
         return entries
     }
 
-    /// Bytes of file data the walk found (a size hint for the compressor).
-    public static func dataSize(of entries: [Entry]) -> UInt64 {
-        entries.reduce(0) { total, entry in
+    /// The exact length of the archive ``write(_:into:)`` makes of `entries`, plus `files` more regular
+    /// files of the given name length and size, plus the trailer.
+    public static func archiveSize(of entries: [Entry], plusFiles files: [(nameLength: Int, size: UInt64)] = []) -> UInt64 {
+        func entrySize(_ nameLength: Int, _ dataSize: UInt64) -> UInt64 {
+            let header = NewcHeader.size + nameLength + 1
+            return UInt64(header + NewcHeader.padding(after: header)) + dataSize + UInt64(NewcHeader.padding(after: Int(dataSize % 4)))
+        }
+        var total: UInt64 = 0
+        for entry in entries {
             switch entry.kind {
-            case .regular(let size): total + size + 128
-            case .symlink(let target): total + UInt64(target.count) + 128
-            case .directory: total + 128
+            case .directory: total += entrySize(entry.archiveName.count, 0)
+            case .regular(let size): total += entrySize(entry.archiveName.count, size)
+            case .symlink(let target): total += entrySize(entry.archiveName.count, UInt64(target.count))
             }
         }
+        for file in files { total += entrySize(file.nameLength, file.size) }
+        return total + entrySize(NewcHeader.trailerName.count, 0)
     }
 
     /// Writes `entries` (from ``walk(_:)``) into `writer`, reading each file once.

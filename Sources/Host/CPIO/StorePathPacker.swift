@@ -15,11 +15,12 @@ public struct StorePathPacker: Sendable {
     /// Packs `path` with its `registration` into `sink`. Blocking: call it off the cooperative pool.
     public func pack<Sink: ArchiveSink>(_ path: StorePath, registration: [UInt8], into sink: Sink) throws -> Sink {
         let entries = try StorePathArchiver.walk(path)
-        let expected = StorePathArchiver.dataSize(of: entries) + UInt64(registration.count) + 512
-        let encoder = try compressor.makeEncoder(level: level, expectedInputSize: expected)
+        let registrationName = InitrdLayout.registrationName(path)
+        let size = StorePathArchiver.archiveSize(of: entries, plusFiles: [(registrationName.count, UInt64(registration.count))])
+        let encoder = try compressor.makeEncoder(level: level, inputSize: size)
         var writer = NewcWriter(sink: CompressingSink(encoder: encoder, output: sink))
         try StorePathArchiver.write(entries, into: &writer)
-        try writer.appendFile(InitrdLayout.registrationName(path), mode: 0o444, contents: registration)
+        try writer.appendFile(registrationName, mode: 0o444, contents: registration)
         var compressing = try writer.finish()
         return try compressing.finish()
     }

@@ -13,8 +13,9 @@ public protocol Compressor: Sendable {
     /// A fresh encoder for one complete stream (one gzip member, xz stream or zstd frame).
     /// - Parameters:
     ///   - level: an already validated level.
-    ///   - expectedInputSize: how many bytes will be fed, which lets the codec choose threading.
-    func makeEncoder(level: Int, expectedInputSize: UInt64) throws -> any CompressionEncoder
+    ///   - inputSize: exactly how many bytes will be fed, which lets the codec choose threading
+    ///     or size its tables (feeding another number of bytes is an error).
+    func makeEncoder(level: Int, inputSize: UInt64) throws -> any CompressionEncoder
 }
 
 extension Compressor {
