@@ -92,9 +92,8 @@ public struct ConfigurationSource: BootSource {
     private func failure(_ name: String, _ what: String, _ error: any Error) -> Resolution {
         let detail: String
         if let error = error as? NixCommandError {
-            let lines = error.standardError.split(separator: "\n").map(String.init)
-            context.logger.error("\(what)", metadata: ["configuration": "\(name)", "stderr": "\(lines.suffix(25).joined(separator: "\n"))"])
-            detail = lines.last(where: { !$0.trimmingSuffixWhitespace().isEmpty }) ?? error.status
+            context.logger.error("\(what)", metadata: ["configuration": "\(name)", "stderr": "\(error.lastLines(25))"])
+            detail = error.reason
         } else {
             context.logger.error("\(what)", metadata: ["configuration": "\(name)", "error": "\(error)"])
             detail = "\(error)"

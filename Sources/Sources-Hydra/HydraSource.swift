@@ -101,7 +101,7 @@ public struct HydraSource: BootSource {
             try await context.addRoot(root, for: path)
         } catch let error as NixCommandError {
             context.logger.warning("nix-store --realise of a Hydra build failed", metadata: ["job": "\(job)", "path": "\(path)", "error": "\(error)"])
-            throw .upstreamFailed("could not realise \(path) (\(buildName)) through Nix's substituters: \(error.standardError.lastErrorLine)")
+            throw .upstreamFailed("could not realise \(path) (\(buildName)) through Nix's substituters: \(error.reason.oneLine)")
         } catch {
             throw .upstreamFailed("could not realise \(path) (\(buildName)): \(String(describing: error).oneLine)")
         }
@@ -120,18 +120,5 @@ extension String {
     fileprivate var oneLine: String {
         let cleaned = String(String.UnicodeScalarView(unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 }))
         return cleaned.count > 300 ? String(cleaned.prefix(300)) + "…" : cleaned
-    }
-
-    /// The last line of a tool's stderr that says `error:` (else its last non-empty line), on one line.
-    fileprivate var lastErrorLine: String {
-        let lines = split(whereSeparator: \.isNewline).map { $0.trimmedOf(" \t") }.filter { !$0.isEmpty }
-        let chosen = lines.last(where: { $0.contains("error:") }) ?? lines.last ?? "no message"
-        return chosen.oneLine
-    }
-}
-
-extension Substring {
-    fileprivate func trimmedOf(_ set: String) -> String {
-        String(drop(while: { set.contains($0) }).reversed().drop(while: { set.contains($0) }).reversed())
     }
 }

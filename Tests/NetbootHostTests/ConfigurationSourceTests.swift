@@ -31,6 +31,17 @@ final class ConfigurationSourceTests: XCTestCase {
         XCTAssertTrue(roots.contains(path.absolutePath), "a real GC root: \(roots)")
     }
 
+    func testABuilderThatWrites4MBToStderrBuilds() async throws {
+        let test = try TestServer(self)
+        let name = "noisy-\(UUID().uuidString.prefix(8))"
+        let counter = test.stateDir + "/counter"
+        try writeConfiguration(stateDir: test.stateDir, name: name, version: "v1-\(UUID())", noise: 4 << 20, counter: counter)
+        guard case .storePath(let path) = try await test.configurationSource.resolve(DispatchRequest(segments: [name], query: nil)) else {
+            return XCTFail("expected a store path")
+        }
+        XCTAssertTrue(try version(of: path).hasPrefix("v1-"))
+    }
+
     func testAFailedBuildAnswersASanitisedRetryScript() async throws {
         let test = try TestServer(self)
         let name = "broken-\(UUID().uuidString.prefix(8))"

@@ -81,10 +81,15 @@ final class QEMUBootTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: state + "/profiles", withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: state + "/profiles/rack-1-link", withDestinationPath: profileSystem.absolutePath)
         try FileManager.default.createSymbolicLink(atPath: state + "/profiles/rack", withDestinationPath: "rack-1-link")
-        // Configuration: a default.nix that builds the system with its own variant.
+        // Configuration: a default.nix that builds the system with its own variant, by a builder that
+        // first writes 4 MB to stderr, as a real compile does (the server keeps only the tail).
         try FileManager.default.createDirectory(atPath: state + "/configurations/lab", withIntermediateDirectories: true)
         try """
-        import \(repositoryRoot)/Tests/fixtures/boot/system.nix { kernelPath = "\(Self.kernel)"; variant = "c"; }
+        let system = import \(repositoryRoot)/Tests/fixtures/boot/system.nix { kernelPath = "\(Self.kernel)"; variant = "c"; };
+            script = builtins.elemAt system.drvAttrs.args 3;
+        in derivation (system.drvAttrs // {
+          args = [ "sh" "-e" "-c" ("yes 'a builder that talks: 4 MB of log on stderr' | head -c 4194304 >&2\n" + script) ];
+        })
         """.write(toFile: state + "/configurations/lab/default.nix", atomically: true, encoding: .utf8)
         // Hydra: the system of variant "h" in a signed binary cache, gone from the local store.
         let hydraVariant = "h-\(UUID().uuidString.prefix(8).lowercased())"

@@ -37,12 +37,14 @@ struct TestServer {
 
 /// Writes `configurations/NAME/default.nix` building a path whose `version` file says `version`.
 /// The builder appends a line to `counter` each time it runs, and sleeps `sleep` seconds first.
-func writeConfiguration(stateDir: String, name: String, version: String, sleep: Double = 0, fail: Bool = false, counter: String) throws {
+/// With `noise`, the builder first writes that many bytes to stderr.
+func writeConfiguration(stateDir: String, name: String, version: String, sleep: Double = 0, fail: Bool = false, noise: Int = 0, counter: String) throws {
     let dir = stateDir + "/configurations/" + name
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    let script = fail
+    var script = fail
         ? "echo building; echo 'error: the $HOME config is broken' >&2; echo 'second line of the failure' >&2; exit 1"
         : "echo built-\(version) >> \(counter); sleep \(sleep); mkdir $out; echo \(version) > $out/version"
+    if noise > 0 { script = "yes 'a builder that talks' | head -c \(noise) >&2; " + script }
     try """
     let busybox = builtins.path { path = "\(busyboxDirectory)"; name = "busybox"; };
     in derivation {

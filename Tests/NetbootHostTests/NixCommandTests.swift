@@ -1,0 +1,45 @@
+import NetbootHost
+import XCTest
+
+/// Nix's tools talk: stderr is drained and only its tail kept, never a limit that fails the command.
+final class NixCommandTests: XCTestCase {
+    func testMegabytesOnStderrDoNotFailACommand() async throws {
+        let command = NixCommand(executable: "/bin/sh")
+        let output = try await command.run(["-c", "yes 'a builder that talks a lot' | head -c 4194304 >&2; echo done"])
+        XCTAssertEqual(String(decoding: output, as: UTF8.self), "done\n")
+    }
+
+    func testAFailureKeepsTheTailAndItsErrorLine() async throws {
+        let command = NixCommand(executable: "/bin/sh", errorTailBytes: 4096)
+        let script = """
+            yes 'noise before the failure' | head -c 3000000 >&2
+            printf 'error: undefined variable %s\\n\\n       at /srv/x/default.nix:1:1:\\n\\n            1| x\\n             | ^\\n' "'x'" >&2
+            exit 1
+            """
+        do {
+            _ = try await command.run(["-c", script])
+            XCTFail("the command failed")
+        } catch let error as NixCommandError {
+            XCTAssertEqual(error.reason, "error: undefined variable 'x'")
+            XCTAssertLessThanOrEqual(error.standardError.utf8.count, 4096)
+            XCTAssertTrue(error.standardError.hasPrefix("noise before the failure\n"), "the tail starts at a line")
+            XCTAssertTrue(error.lastLines(3).contains("| ^"))
+            XCTAssertEqual(error.status, "exited(1)")
+        }
+    }
+
+    func testTheReasonWithoutAnErrorLineIsTheLastWords() {
+        let error = NixCommandError(command: ["nix-store"], status: "exited(1)", standardError: "first\nlast words\n   ^\n\n")
+        XCTAssertEqual(error.reason, "last words")
+        XCTAssertEqual(NixCommandError(command: ["x"], status: "signaled(9)", standardError: "").reason, "signaled(9)")
+    }
+
+    func testTheTailKeepsTheLastBytes() {
+        var tail = StandardErrorTail(capacity: 8)
+        for chunk in ["0123", "4567", "89\nab", "cdef"] {
+            Array(chunk.utf8).withUnsafeBytes { tail.append($0) }
+        }
+        XCTAssertEqual(tail.total, 17)
+        XCTAssertEqual(tail.text, "abcdef", "cut at the first line break of the kept bytes")
+    }
+}
