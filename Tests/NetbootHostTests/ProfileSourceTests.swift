@@ -37,7 +37,7 @@ final class ProfileSourceTests: XCTestCase {
             XCTAssertEqual(second.headers[.location], "/boot/\(tree.name)/netboot.ipxe")
         }
         let pins = try FileManager.default.contentsOfDirectory(atPath: test.stateDir + "/gc-roots/pins")
-        XCTAssertEqual(pins.count, 2, "a pin per dispatch: \(pins)")
+        XCTAssertEqual(Set(pins), ["pin-\(system.name)", "pin-\(PackFixtures.shared.tree.name)"], "a pin per system: \(pins)")
     }
 
     func testRefusals() async throws {
@@ -103,6 +103,58 @@ final class GCRootPinsTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: fresh.absolutePath))
     }
 
+    func testAFloodOfDispatchesMakesOneRootAndOneNixCall() async throws {
+        let path = PackFixtures.shared.single
+        let dir = try makeTemporaryDirectory(self, "roots")
+        let pins = try GCRootPins(gcRootDirectory: dir, lifetime: .seconds(3600), logger: .init(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<250 { group.addTask { try await pins.pin(path) } }
+            try await group.waitForAll()
+        }
+        let created = await pins.rootsCreated
+        XCTAssertEqual(created, 1)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/pins"), ["pin-\(path.name)"])
+        let target = try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/pins/pin-\(path.name)")
+        XCTAssertEqual(target, path.absolutePath)
+    }
+
+    func testARestartKeepsPinsAndEachDispatchPushesTheExpiry() async throws {
+        let path = PackFixtures.shared.single
+        let dir = try makeTemporaryDirectory(self, "roots")
+        let clock = ManualClock(now: Int64(Date().timeIntervalSince1970))
+        let first = try GCRootPins(gcRootDirectory: dir, lifetime: .seconds(100), logger: .init(label: "test"), clock: { clock.now })
+        try await first.pin(path)
+        clock.now += 80
+        try await first.pin(path)  // moves the expiry to +180, written to the root's mtime
+        clock.now += 50
+        // A new process: the root on disk is adopted with its last use, still pinned at +130.
+        let second = try GCRootPins(gcRootDirectory: dir, lifetime: .seconds(100), logger: .init(label: "test"), clock: { clock.now })
+        let pinned = await second.isPinned(path)
+        XCTAssertTrue(pinned)
+        let swept = await second.sweep()
+        XCTAssertEqual(swept, 0)
+        try await second.pin(path)
+        let created = await second.rootsCreated
+        XCTAssertEqual(created, 0, "a pin that survived the restart needs no Nix call")
+        clock.now += 100
+        let expired = await second.sweep()
+        XCTAssertEqual(expired, 1)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/pins"), [])
+    }
+
+    func testMaxPinsReleasesTheLeastRecentlyDispatched() async throws {
+        let fixtures = PackFixtures.shared
+        let dir = try makeTemporaryDirectory(self, "roots")
+        let clock = ManualClock(now: Int64(Date().timeIntervalSince1970))
+        let pins = try GCRootPins(gcRootDirectory: dir, lifetime: .seconds(3600), maximumPins: 2, logger: .init(label: "test"), clock: { clock.now })
+        for path in [fixtures.single, fixtures.tree, fixtures.link] {
+            try await pins.pin(path)
+            clock.now += 1
+        }
+        let names = Set(try FileManager.default.contentsOfDirectory(atPath: dir + "/pins"))
+        XCTAssertEqual(names, ["pin-\(fixtures.tree.name)", "pin-\(fixtures.link.name)"])
+    }
+
     func testStartUpSweepRemovesOldPinsOnly() async throws {
         let dir = try makeTemporaryDirectory(self, "roots")
         try FileManager.default.createDirectory(atPath: dir + "/pins", withIntermediateDirectories: true)
@@ -115,5 +167,16 @@ final class GCRootPinsTests: XCTestCase {
         let removed = await pins.sweep()
         XCTAssertEqual(removed, 1)
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir + "/pins")), ["pin-\(now)-1-2-new", "not-ours"])
+    }
+}
+
+/// A clock for pins that a test moves by hand.
+final class ManualClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Int64
+    init(now: Int64) { value = now }
+    var now: Int64 {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
     }
 }

@@ -34,7 +34,9 @@ public struct NetbootServer: Sendable {
         let gcRoots = options.directory(options.gcRootDir, "gc-roots")
         try FileSystem.createDirectories(gcRoots)
         guard options.pinLifetime >= 0 else { throw ValidationError("--pin-lifetime must not be negative") }
-        self.pins = try GCRootPins(gcRootDirectory: gcRoots, lifetime: .seconds(options.pinLifetime), logger: logger)
+        guard options.maxPins >= 1 else { throw ValidationError("--max-pins must be at least 1") }
+        self.pins = try GCRootPins(
+            gcRootDirectory: gcRoots, lifetime: .seconds(options.pinLifetime), maximumPins: options.maxPins, logger: logger)
         for name in options.disableSource where registry.source(named: name) == nil {
             throw ValidationError("--disable-source: no source named '\(name)' (sources: \(registry.sources.map(\.name).joined(separator: ", ")))")
         }
@@ -75,10 +77,11 @@ public struct NetbootServer: Sendable {
             logger: logger)
     }
 
-    /// What boot sources are made with: the store, state and GC-root directories, the logger.
+    /// What boot sources are made with: the store (remembering recent validity answers for a minute,
+    /// see ``RecentlyValidStore``), state and GC-root directories, the logger.
     public static func sourceContext(options: ServerOptions, store: any NixStore, logger: Logger) -> SourceContext {
         SourceContext(
-            store: store, stateDirectory: options.stateDir,
+            store: RecentlyValidStore(base: store), stateDirectory: options.stateDir,
             gcRootDirectory: options.directory(options.gcRootDir, "gc-roots"), logger: logger)
     }
 

@@ -29,8 +29,11 @@ public struct ServerOptions: ParsableArguments, Sendable {
     @Option(help: "Most archives packed at once (default: the number of cores).")
     public var jobs: Int?
 
-    @Option(help: "Seconds a dispatch keeps what it redirected to alive (a Nix GC root per dispatch).")
+    @Option(help: "Seconds after its last dispatch that a system stays pinned (one Nix GC root per system).")
     public var pinLifetime: Int = 3600
+
+    @Option(help: "Most dispatch pins alive at once; beyond it the least recently dispatched is released early.")
+    public var maxPins: Int = 1024
 
     @Option(help: ArgumentHelp("Turn a boot source off (repeatable).", valueName: "name"))
     public var disableSource: [String] = []
