@@ -5,12 +5,13 @@
 # writes the table to stdout and bench/results/latest.md.
 #
 # usage: scripts/bench.sh [DRIVER OPTIONS]   e.g. scripts/bench.sh --cold-runs 5 --note "quiet machine"
+#        scripts/bench.sh dispatch [OPTIONS]  dispatch throughput only (bench/dispatch.py)
 # (python3 bench/bench.py --help lists them)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 
-packages=(nginx-light curl python3 cpio zstd xz-utils gzip findutils procps)
+packages=(nginx-light curl python3 cpio zstd xz-utils gzip findutils procps wrk)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -43,4 +44,8 @@ bash "$repo/scripts/setup-debian.sh"
 echo "bench: building the release server (.build-bench)"
 swift build --package-path "$repo" -c release --product nix-netboot-serve --scratch-path "$repo/.build-bench"
 
+if [ "${1:-}" = "dispatch" ]; then
+    shift
+    exec python3 "$repo/bench/dispatch.py" --binary "$repo/.build-bench/release/nix-netboot-serve" "$@"
+fi
 exec python3 "$repo/bench/bench.py" --binary "$repo/.build-bench/release/nix-netboot-serve" "$@"
