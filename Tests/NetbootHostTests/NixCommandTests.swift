@@ -42,4 +42,25 @@ final class NixCommandTests: XCTestCase {
         XCTAssertEqual(tail.total, 17)
         XCTAssertEqual(tail.text, "abcdef", "cut at the first line break of the kept bytes")
     }
+
+    func testCancellingTheCallerEndsTheToolAndWhatItStarted() async throws {
+        let dir = try makeTemporaryDirectory(self)
+        let command = NixCommand(executable: "/bin/sh")
+        let run = Task { try await command.run(["-c", "sleep 600 & echo $! > \(dir)/child; sleep 600"]) }
+        var child: Int32 = 0
+        for _ in 0..<100 where child == 0 {
+            try await Task.sleep(for: .milliseconds(50))
+            child = Int32((try? String(contentsOfFile: dir + "/child", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+        }
+        XCTAssertGreaterThan(child, 0)
+        run.cancel()
+        _ = await run.result
+        var alive = true
+        for _ in 0..<100 where alive {
+            let stat = try shellString("ps -o stat= -p \(child) || true")
+            alive = kill(child, 0) == 0 && !stat.hasPrefix("Z")
+            if alive { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        XCTAssertFalse(alive, "the grandchild of the cancelled tool is gone")
+    }
 }

@@ -6,7 +6,7 @@ import SystemPackage
 /// stdout is collected (it is the answer: paths, derivations, dumps); stderr is drained as it comes
 /// and only its tail is kept (``StandardErrorTail``), so a builder that writes megabytes of log never
 /// fails the command. A non-zero exit or a signal becomes a ``NixCommandError`` that carries the
-/// command line and that tail.
+/// command line and that tail. Cancelling the calling task ends the tool and every process it started.
 public struct NixCommand: Sendable {
     /// The tool, looked up on `PATH` unless absolute (`nix-store`, `nix-build`, …).
     public var executable: String
@@ -35,10 +35,15 @@ public struct NixCommand: Sendable {
             env = .inherit.updating(updates)
         }
         let tailBytes = errorTailBytes
+        // A session (and process group) of its own: cancelling the caller ends the tool and whatever it
+        // started (SIGTERM to the group, SIGKILL two seconds later), never this server's own group.
+        var options = PlatformOptions()
+        options.createSession = true
+        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(2))]
         let result: ExecutionResult<StandardErrorTail, BytesOutput, SequenceOutput>
         do {
             result = try await Subprocess.run(
-                executable, arguments: Arguments(arguments), environment: env, input: .none,
+                executable, arguments: Arguments(arguments), environment: env, platformOptions: options, input: .none,
                 output: .bytes(limit: outputLimit), error: .sequence
             ) { execution in
                 var tail = StandardErrorTail(capacity: tailBytes)
