@@ -71,8 +71,8 @@ public struct BootRoutes: Sendable {
         // file in the closure; its resolved path, free of symlinks, is what is streamed.
         let kernel: LayoutFile
         do throws(SystemLayoutError) {
-            try layout.requireSystem()
             kernel = try layout.open(.kernel)
+            try layout.requireSystem()
         } catch {
             throw error.reported(to: context.logger)
         }
