@@ -17,11 +17,15 @@ import Musl
 struct ConfinedPathResolver: Sendable {
     /// The most symlinks one resolution follows (Linux's own limit, `MAXSYMLINKS`).
     static let maximumLinks = 40
+    /// The most components (names and `..`) one resolution walks: a NixOS kernel takes about five;
+    /// this bounds the work a hostile chain of `dir/../dir/..` links can cause.
+    static let maximumSteps = 1024
 
     /// The store directory, e.g. `/nix/store`.
     let storeDirectory: String
-    /// Base names of the store paths a resolution may end in or pass through.
-    let allowed: Set<String>
+    /// The store paths a resolution may end in or pass through, sorted byte-wise (as
+    /// ``InitrdAssembler/closure(of:)`` returns them: shared, not copied into a set per request).
+    let allowed: [StorePath]
 
     /// Where a path led: real directories all the way, then an object that is not a symlink.
     struct Resolved: Sendable {
@@ -41,7 +45,8 @@ struct ConfinedPathResolver: Sendable {
         case leavesStore(link: String, target: String)
         /// The path reaches a store path name that is not allowed (or no valid name at all).
         case outsideClosure(storePath: String, link: String, target: String)
-        /// More than ``ConfinedPathResolver/maximumLinks`` symlinks.
+        /// More than ``ConfinedPathResolver/maximumLinks`` symlinks or
+        /// ``ConfinedPathResolver/maximumSteps`` components.
         case tooManyLinks
         /// A system call failed for another reason than absence.
         case systemCall(operation: String, path: String, errno: Int32)
@@ -52,7 +57,7 @@ struct ConfinedPathResolver: Sendable {
         var pending = Self.components(of: relative)
         pending.reverse()  // consumed from the end: the next component is `pending.last`
         var resolved: [String] = []
-        var links = 0
+        var links = 0, steps = 0
         // The last symlink followed and its target, for the log.
         var link = (path: "", target: relative)
         while let component = pending.popLast() {
@@ -60,12 +65,16 @@ struct ConfinedPathResolver: Sendable {
             case "", ".":
                 continue
             case "..":
+                steps += 1
+                guard steps <= Self.maximumSteps else { throw .tooManyLinks }
                 guard resolved.popLast() != nil else { throw .leavesStore(link: link.path, target: link.target) }
                 continue
             default:
+                steps += 1
+                guard steps <= Self.maximumSteps else { throw .tooManyLinks }
                 resolved.append(component)
             }
-            guard let first = resolved.first, allowed.contains(first) else {
+            guard let first = resolved.first, isAllowed(first) else {
                 throw .outsideClosure(storePath: resolved.first ?? "", link: link.path, target: link.target)
             }
             let path = absolutePath(resolved)
@@ -85,7 +94,7 @@ struct ConfinedPathResolver: Sendable {
                 if target.hasPrefix("/") {
                     let absolute = Self.components(of: target).filter { $0 != "." && !$0.isEmpty }
                     let store = Self.components(of: storeDirectory).filter { !$0.isEmpty }
-                    guard absolute.count > store.count, Array(absolute.prefix(store.count)) == store else {
+                    guard absolute.count > store.count, zip(absolute, store).allSatisfy({ $0.utf8.elementsEqual($1.utf8) }) else {
                         throw .leavesStore(link: path, target: target)
                     }
                     resolved = []
@@ -108,6 +117,18 @@ struct ConfinedPathResolver: Sendable {
         var info = stat()
         guard lstat(path, &info) == 0 else { throw .systemCall(operation: "lstat", path: path, errno: errno) }
         return Resolved(components: resolved, path: path, status: info)
+    }
+
+    /// Binary search of `name` in ``allowed``.
+    func isAllowed(_ name: String) -> Bool {
+        var low = 0, high = allowed.count
+        while low < high {
+            let middle = (low + high) / 2
+            let candidate = allowed[middle].name
+            if candidate.utf8.elementsEqual(name.utf8) { return true }  // bytes, not canonical equivalence
+            if candidate.utf8.lexicographicallyPrecedes(name.utf8) { low = middle + 1 } else { high = middle }
+        }
+        return false
     }
 
     private func absolutePath(_ components: [String]) -> String {

@@ -36,8 +36,13 @@ public struct SystemLayout: Sendable {
     /// A layout reader for `root`, confined to `closure` (which must hold `root` itself).
     /// `storeDirectory` is the store's directory; tests point it elsewhere to make what Nix refuses.
     public init(root: StorePath, closure: some Sequence<StorePath>, storeDirectory: String = StorePath.storeDirectory) {
+        self.init(root: root, sortedClosure: closure.sorted(), storeDirectory: storeDirectory)
+    }
+
+    /// The same for a closure already sorted byte-wise, as ``InitrdAssembler/closure(of:)`` keeps it.
+    init(root: StorePath, sortedClosure: [StorePath], storeDirectory: String = StorePath.storeDirectory) {
         self.root = root
-        self.resolver = ConfinedPathResolver(storeDirectory: storeDirectory, allowed: Set(closure.map(\.name)))
+        self.resolver = ConfinedPathResolver(storeDirectory: storeDirectory, allowed: sortedClosure)
     }
 
     /// Throws unless `root` is a NixOS system: `init` and `kernel` are regular files in the closure,
@@ -145,6 +150,6 @@ private func openWithoutFollowing(_ path: String) -> Int32 {
 extension InitrdAssembler {
     /// The layout reader of `root`, confined to its closure (asked of Nix once, then remembered).
     public func systemLayout(of root: StorePath) async throws -> SystemLayout {
-        SystemLayout(root: root, closure: try await closure(of: root))
+        SystemLayout(root: root, sortedClosure: try await closure(of: root))
     }
 }

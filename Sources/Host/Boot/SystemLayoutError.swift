@@ -20,7 +20,7 @@ public struct SystemLayoutError: Error, Equatable, CustomStringConvertible {
         case leavesStore(link: String, target: String)
         /// A symlink on the way leads into a store path that is not in the closure (or is no valid name).
         case outsideClosure(storePath: String, link: String, target: String)
-        /// More symlinks than ``ConfinedPathResolver/maximumLinks``.
+        /// Too many symlinks or path components on the way.
         case tooManyLinks
         /// The file is a directory, a device, a socket, a FIFO…
         case notRegularFile(kind: String)
@@ -54,7 +54,7 @@ public struct SystemLayoutError: Error, Equatable, CustomStringConvertible {
         switch reason {
         case .missing: return "\(root.shortName) has no \(file): it is not a NixOS system"
         case .leavesStore, .outsideClosure: return "refused: the \(file) of \(root.shortName) leads outside its closure"
-        case .tooManyLinks: return "refused: the \(file) of \(root.shortName) goes through too many symlinks"
+        case .tooManyLinks: return "refused: the \(file) of \(root.shortName) goes through too many symlinks or path components"
         case .notRegularFile: return "refused: the \(file) of \(root.shortName) is not a regular file"
         case .tooLarge(_, let limit): return "refused: the \(file) of \(root.shortName) is larger than \(limit) bytes"
         case .readFailed: return "could not read the \(file) of \(root.shortName) (details in the server log)"
