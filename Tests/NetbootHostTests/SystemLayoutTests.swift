@@ -20,7 +20,7 @@ final class SystemLayoutTests: XCTestCase {
     /// Toplevels built from `Tests/fixtures/layout/systems.nix`.
     struct Fixtures: Sendable {
         let system, relative, kernelPackage, initPackage, throughLeaky, loop, kernelDirectory: StorePath
-        let longParams, escapeParams, verticalTabParams, formFeedParams, whitespaceParams: StorePath
+        let longParams, hugeParams, escapeParams, verticalTabParams, formFeedParams, whitespaceParams: StorePath
 
         static let shared: Fixtures = {
             func attr(_ name: String) -> StorePath {
@@ -31,7 +31,7 @@ final class SystemLayoutTests: XCTestCase {
             return Fixtures(
                 system: attr("system"), relative: attr("relative"), kernelPackage: attr("kernelPackage"), initPackage: attr("initPackage"),
                 throughLeaky: attr("throughLeaky"), loop: attr("loop"), kernelDirectory: attr("kernelDirectory"),
-                longParams: attr("longParams"), escapeParams: attr("escapeParams"), verticalTabParams: attr("verticalTabParams"),
+                longParams: attr("longParams"), hugeParams: attr("hugeParams"), escapeParams: attr("escapeParams"), verticalTabParams: attr("verticalTabParams"),
                 formFeedParams: attr("formFeedParams"), whitespaceParams: attr("whitespaceParams"))
         }()
     }
@@ -285,6 +285,9 @@ final class SystemLayoutTests: XCTestCase {
                 XCTAssertEqual(response.status, .notFound)
                 XCTAssertTrue(String(buffer: response.body).contains("kernel-params of \(long.name) make a kernel line of"), String(buffer: response.body))
             }
+            let huge1MiB = try await client.execute(uri: "/boot/\(Fixtures.shared.hugeParams.name)/netboot.ipxe", method: .get)
+            XCTAssertEqual(huge1MiB.status, .notFound)
+            XCTAssertTrue(String(buffer: huge1MiB.body).contains("kernel-params of \(Fixtures.shared.hugeParams.name) is larger than 16384 bytes"), String(buffer: huge1MiB.body))
         }
         XCTAssertTrue(recorder.text.contains("systemLineTooLong"), recorder.text)
     }
@@ -326,6 +329,7 @@ final class SystemLayoutTests: XCTestCase {
                 ("/dispatch/closure/\(PackFixtures.shared.tree.name)", "has no init: it is not a NixOS system"),
                 ("/dispatch/closure/\(escaping.name)", "leads outside its closure"),
                 ("/dispatch/closure/\(fixtures.longParams.name)", "make a kernel line of"),
+                ("/dispatch/closure/\(fixtures.hugeParams.name)", "is larger than 16384 bytes"),
                 ("/dispatch/closure/\(fixtures.escapeParams.name)", "holds a control character"),
                 ("/dispatch/closure/\(fixtures.system.name)?cmdline_suffix_args=\(String(repeating: "a", count: 1990))", "the kernel keeps 2048"),
             ]
