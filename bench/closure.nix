@@ -9,7 +9,7 @@
 # which gives a directory-shaped store path like a package's `lib/`.
 #
 # Three roots, each a derivation built by a static busybox that records its members (so every member
-# is a runtime reference and lands in the closure):
+# is a runtime reference and lands in the closure) and holds a stand-in `kernel` and `init`:
 #   full    — every member plus the small `etc` path (variant a): the closure of the cold runs;
 #   changed — the same members plus `etc` variant b: differs from `full` in `etc` and the root only,
 #             like a configuration change that touches a few files;
@@ -64,6 +64,9 @@ let
     $bb cp "$membersPath" $out/members
     $bb ln -s ${etcPath}/etc $out/etc
     $bb echo ${name} > $out/name
+    # NixOS-shaped (a stand-in kernel and init): the server serves initrds of systems only.
+    $bb echo "stand-in kernel" > $out/kernel
+    $bb echo "#!/bin/sh" > $out/init
   '' {
     members = builtins.concatStringsSep "\n" (map toString paths) + "\n";
     passAsFile = [ "members" ];

@@ -61,7 +61,7 @@ final class HTTPRoutesTests: XCTestCase {
     }
 
     func testInitrdHeadMatchesGetAndNotModified() async throws {
-        let name = PackFixtures.shared.link.name
+        let name = PackFixtures.shared.system.name
         try await makeApp().test(.router) { client in
             let head = try await client.execute(uri: "/boot/\(name)/initrd", method: .head)
             XCTAssertEqual(head.status, .ok)
@@ -111,7 +111,7 @@ final class HTTPRoutesTests: XCTestCase {
                 XCTAssertEqual(response.status, .notFound, file)
                 XCTAssertTrue(String(buffer: response.body).contains("not a valid store path"))
             }
-            // A valid path that is not a system: no script, no kernel, but an initrd.
+            // A valid path that is not a system: no script, no kernel, no initrd.
             let script = try await client.execute(uri: "/boot/\(PackFixtures.shared.tree.name)/netboot.ipxe", method: .get)
             XCTAssertEqual(script.status, .notFound)
             XCTAssertTrue(String(buffer: script.body).contains("no init"), String(buffer: script.body))
@@ -119,7 +119,8 @@ final class HTTPRoutesTests: XCTestCase {
             XCTAssertEqual(kernel.status, .notFound)
             XCTAssertTrue(String(buffer: kernel.body).contains("no kernel"))
             let initrd = try await client.execute(uri: "/boot/\(PackFixtures.shared.tree.name)/initrd", method: .get)
-            XCTAssertEqual(initrd.status, .ok)
+            XCTAssertEqual(initrd.status, .notFound)
+            XCTAssertTrue(String(buffer: initrd.body).contains("not a NixOS system"), String(buffer: initrd.body))
         }
     }
 

@@ -30,7 +30,7 @@ final class LiveServerTests: XCTestCase {
     func testAFailureAfterTheHeadersClosesTheConnection() throws {
         let fixtures = PackFixtures.shared
         let server = try ServerProcess(self, arguments: ["--compression", "gzip"])
-        let url = "\(server.base)/boot/\(fixtures.link.name)/initrd"
+        let url = "\(server.base)/boot/\(fixtures.system.name)/initrd"
         try shell("curl -sSf -o /dev/null \(url)")
         // Corrupt one cached archive behind the server's back: it must not send a short body.
         let file = try shellString("ls $(dirname \(server.logPath))/state/cpio-cache/\(fixtures.tree.name)@*")

@@ -29,7 +29,7 @@ final class ProfileSourceTests: XCTestCase {
             XCTAssertEqual(first.status, .found)
             XCTAssertEqual(first.headers[.location], "/boot/\(system.name)/netboot.ipxe?cmdline_suffix_args=x")
             // Switch the profile: the next request follows the new generation.
-            let tree = PackFixtures.shared.tree
+            let tree = try PackFixtures.build(salt: "second generation").system
             try FileManager.default.createSymbolicLink(atPath: dir + "/rack-8-link", withDestinationPath: tree.absolutePath)
             try FileManager.default.removeItem(atPath: dir + "/rack")
             try FileManager.default.createSymbolicLink(atPath: dir + "/rack", withDestinationPath: "./rack-8-link")

@@ -35,7 +35,8 @@ struct TestServer {
     var profileSource: ProfileSource { server.registry.source(named: "profile") as! ProfileSource }
 }
 
-/// Writes `configurations/NAME/default.nix` building a path whose `version` file says `version`.
+/// Writes `configurations/NAME/default.nix` building a NixOS-shaped path (a stand-in `kernel` and
+/// `init`) whose `version` file says `version`.
 /// The builder appends a line to `counter` each time it runs, and sleeps `sleep` seconds first.
 /// With `noise`, the builder first writes that many bytes to stderr.
 func writeConfiguration(stateDir: String, name: String, version: String, sleep: Double = 0, fail: Bool = false, noise: Int = 0, counter: String) throws {
@@ -43,7 +44,7 @@ func writeConfiguration(stateDir: String, name: String, version: String, sleep: 
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     var script = fail
         ? "echo building; echo 'error: the $HOME config is broken' >&2; echo 'second line of the failure' >&2; exit 1"
-        : "echo built-\(version) >> \(counter); sleep \(sleep); mkdir $out; echo \(version) > $out/version"
+        : "echo built-\(version) >> \(counter); sleep \(sleep); mkdir $out; echo \(version) > $out/version; echo kernel > $out/kernel; echo init > $out/init"
     if noise > 0 { script = "yes 'a builder that talks' | head -c \(noise) >&2; " + script }
     try """
     let busybox = builtins.path { path = "\(busyboxDirectory)"; name = "busybox"; };

@@ -53,15 +53,11 @@ public struct BootRoutes: Sendable {
         let path = try storePath(context)
         let (prefix, suffix) = try IPXEScript.tuningArguments(from: request.uri.query)
         try await validPaths.requireValid(path)
-        guard FileSystem.exists(path.absolutePath + "/init") else {
-            throw PlainTextError(.notFound, "\(path) has no init: it is not a NixOS system")
+        let layout = try await assembler.systemLayout(of: path)
+        let text: String
+        do { text = try layout.bootScript(prefix: prefix, suffix: suffix).text } catch let refusal as any BootRefusal {
+            throw refusal.reported(to: context.logger)
         }
-        guard FileSystem.exists(path.absolutePath + "/kernel") else {
-            throw PlainTextError(.notFound, "\(path) has no kernel: it is not a NixOS system")
-        }
-        let parameters = try FileSystem.readSmallFile(path.absolutePath + "/kernel-params") ?? ""
-        let oneLine = parameters.split(whereSeparator: { $0 == "\n" || $0 == "\r" || $0 == "\0" }).joined(separator: " ")
-        let text = IPXEScript(path: path, kernelParameters: oneLine, prefix: prefix, suffix: suffix).text
         return Response(
             status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .contentLength: "\(text.utf8.count)"],
             body: .init(byteBuffer: ByteBuffer(string: text)))
@@ -70,10 +66,17 @@ public struct BootRoutes: Sendable {
     func kernel(_ request: Request, _ context: NetbootRequestContext) async throws -> Response {
         let path = try storePath(context)
         try await validPaths.requireValid(path)
-        let file = path.absolutePath + "/kernel"
-        guard let size = FileSystem.regularFileSize(file) else {
-            throw PlainTextError(.notFound, "\(path) has no kernel: it is not a NixOS system")
+        let layout = try await assembler.systemLayout(of: path)
+        // Opened (never following a final symlink, never blocking) and checked to be a regular
+        // file in the closure; its resolved path, free of symlinks, is what is streamed.
+        let kernel: LayoutFile
+        do throws(SystemLayoutError) {
+            kernel = try layout.open(.kernel)
+            try layout.requireSystem()
+        } catch {
+            throw error.reported(to: context.logger)
         }
+        let file = kernel.path, size = kernel.size
         let tag = "\"\(path.hashPart)-kernel\""
         var headers = EntityTag.immutableHeaders(tag)
         if EntityTag.matches(request.headers[.ifNoneMatch], tag) { return Response(status: .notModified, headers: headers) }
@@ -86,6 +89,10 @@ public struct BootRoutes: Sendable {
     func initrd(_ request: Request, _ context: NetbootRequestContext, head: Bool) async throws -> Response {
         let path = try storePath(context)
         if !(await assembler.knowsClosure(of: path)) { try await validPaths.requireValid(path) }
+        // Only a NixOS system's closure is packed and served, not any path's.
+        do { try await assembler.systemLayout(of: path).requireSystem() } catch let refusal as SystemLayoutError {
+            throw refusal.reported(to: context.logger)
+        }
         let tag = "\"\(path.hashPart)-\(assembler.packer.compressor.name)-\(assembler.packer.level)-v\(InitrdLayout.formatVersion)\""
         var headers = EntityTag.immutableHeaders(tag)
         if EntityTag.matches(request.headers[.ifNoneMatch], tag) { return Response(status: .notModified, headers: headers) }

@@ -11,14 +11,17 @@ public struct DispatchRoutes: Sendable {
     public let pins: GCRootPins?
     /// Called with every path a dispatch resolved to (e.g. to start packing it right away).
     public let onResolved: @Sendable (StorePath) -> Void
+    /// Reads the layout of a resolved path: one that is no bootable system gets the retry script.
+    public let assembler: InitrdAssembler?
 
     public init(
-        sources: [any BootSource], disabled: Set<String> = [], pins: GCRootPins?,
+        sources: [any BootSource], disabled: Set<String> = [], pins: GCRootPins?, assembler: InitrdAssembler? = nil,
         onResolved: @escaping @Sendable (StorePath) -> Void = { _ in }
     ) {
         self.sources = sources
         self.disabled = disabled
         self.pins = pins
+        self.assembler = assembler
         self.onResolved = onResolved
     }
 
@@ -57,6 +60,12 @@ public struct DispatchRoutes: Sendable {
         }
         switch resolution {
         case .storePath(let path):
+            // No dead end: a path that is not a bootable system (or not with this query) gets the
+            // retry script with the reason, before it is pinned or packed.
+            if let assembler, let refusal = try await Self.refusal(booting: path, query: query, assembler: assembler) {
+                guard refusal.status.code < 500 else { throw refusal.reported(to: context.logger) }
+                return Self.retryScript(reason: refusal.reported(to: context.logger).message, request: request)
+            }
             if let pins {
                 do { try await pins.pin(path) } catch {
                     context.logger.error("pinning failed", metadata: ["path": "\(path.name)", "error": "\(error)"])

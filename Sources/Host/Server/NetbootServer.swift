@@ -54,7 +54,7 @@ public struct NetbootServer: Sendable {
         BootRoutes(store: store, assembler: assembler).add(to: router)
         let assembler = self.assembler
         let logger = self.logger
-        DispatchRoutes(sources: registry.sources, disabled: Set(options.disableSource), pins: pins) { path in
+        DispatchRoutes(sources: registry.sources, disabled: Set(options.disableSource), pins: pins, assembler: assembler) { path in
             // Warm the initrd while iPXE fetches the script and the kernel.
             Task {
                 do { await (try await assembler.initrd(for: path)).release() } catch {
