@@ -23,13 +23,13 @@ final class ProfileSourceTests: XCTestCase {
         try FileManager.default.createSymbolicLink(atPath: dir + "/rack-7-link", withDestinationPath: system.absolutePath)
         try FileManager.default.createSymbolicLink(atPath: dir + "/rack", withDestinationPath: "rack-7-link")
         let system = self.system
+        let tree = try PackFixtures.build(salt: "second generation").system
         let app = Application(router: test.server.makeRouter())
         try await app.test(.router) { client in
             let first = try await client.execute(uri: "/dispatch/profile/rack?cmdline_suffix_args=x", method: .get)
             XCTAssertEqual(first.status, .found)
             XCTAssertEqual(first.headers[.location], "/boot/\(system.name)/netboot.ipxe?cmdline_suffix_args=x")
             // Switch the profile: the next request follows the new generation.
-            let tree = try PackFixtures.build(salt: "second generation").system
             try FileManager.default.createSymbolicLink(atPath: dir + "/rack-8-link", withDestinationPath: tree.absolutePath)
             try FileManager.default.removeItem(atPath: dir + "/rack")
             try FileManager.default.createSymbolicLink(atPath: dir + "/rack", withDestinationPath: "./rack-8-link")
@@ -37,7 +37,7 @@ final class ProfileSourceTests: XCTestCase {
             XCTAssertEqual(second.headers[.location], "/boot/\(tree.name)/netboot.ipxe")
         }
         let pins = try FileManager.default.contentsOfDirectory(atPath: test.stateDir + "/gc-roots/pins")
-        XCTAssertEqual(Set(pins), ["pin-\(system.name)", "pin-\(PackFixtures.shared.tree.name)"], "a pin per system: \(pins)")
+        XCTAssertEqual(Set(pins), ["pin-\(system.name)", "pin-\(tree.name)"], "a pin per system: \(pins)")
     }
 
     func testRefusals() async throws {
