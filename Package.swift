@@ -64,7 +64,10 @@ let package = Package(
             path: "Sources/Sources-Profile", swiftSettings: [.enableUpcomingFeature("ExistentialAny")]),
         .target(
             name: "ConfigurationSource",
-            dependencies: ["NetbootHost", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "NetbootHost", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Sources/Sources-Configuration", swiftSettings: swiftSettings),
 
         .target(

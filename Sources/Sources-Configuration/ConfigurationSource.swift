@@ -1,14 +1,17 @@
 import ArgumentParser
 import Logging
 import NetbootHost
+import ServiceLifecycle
 
 /// `/dispatch/configuration/NAME`: evaluates and builds `CONFIG_DIR/NAME/default.nix`.
 ///
 /// Each request is redirected to the store path *its own* evaluation produced (never to a shared
 /// symlink read afterwards). Evaluations of one name run one at a time with at most one queued,
-/// which later arrivals join; evaluations that give the same derivation share one build. A build
-/// still running after `--build-timeout` answers 503 with `Retry-After: 5` and goes on, so the retry
-/// joins it. A failure answers iPXE's retry script with one sanitised line of reason.
+/// which later arrivals join; at most `--max-evaluations` run at once across all names, and one
+/// running longer than `--eval-timeout` is ended with everything it started. Evaluations that give
+/// the same derivation share one build. A build still running after `--build-timeout` answers 503
+/// `Retry-After` and goes on, so the retry joins it. A failure answers iPXE's retry script with one
+/// sanitised line of reason. All of it runs on two ``WorkCoordinator``s, the source's services.
 public struct ConfigurationSource: BootSource {
     /// The source's command-line options.
     public struct Options: ParsableArguments, Sendable {
@@ -18,75 +21,103 @@ public struct ConfigurationSource: BootSource {
         @Option(help: "Seconds a dispatch waits for a configuration's build before answering 503 Retry-After.")
         public var buildTimeout: Int = 60
 
+        @Option(help: "Seconds an evaluation may take before it is ended (and the machine told why).")
+        public var evalTimeout: Int = 120
+
+        @Option(help: "Most evaluations running at once, across all configurations (more wait, up to 32, then 503).")
+        public var maxEvaluations: Int = 2
+
         public init() {}
     }
 
     public let directory: String
     private let configured: Bool
-    private let timeout: Duration
+    private let buildTimeout: Duration
+    private let evaluationTimeout: Duration
     private let context: SourceContext
-    private let evaluations: EvaluationRunner<String, StorePath.Derivation>
-    private let builds = SingleFlight<String, StorePath>()
+    private let evaluations: WorkCoordinator<String, StorePath.Derivation>
+    private let builds: WorkCoordinator<String, StorePath>
     public let roots: ConfigurationRoots
 
     public init(options: Options, context: SourceContext) throws {
         guard options.buildTimeout >= 0 else { throw ValidationError("--build-timeout must not be negative") }
-        let directory = context.directory(options.configDir, default: "configurations")
-        self.directory = directory
+        guard options.evalTimeout > 0 else { throw ValidationError("--eval-timeout must be positive") }
+        guard options.maxEvaluations > 0 else { throw ValidationError("--max-evaluations must be positive") }
+        self.directory = context.directory(options.configDir, default: "configurations")
         self.configured = options.configDir != nil
-        self.timeout = .seconds(options.buildTimeout)
+        self.buildTimeout = .seconds(options.buildTimeout)
         self.context = context
         self.roots = ConfigurationRoots(context: context)
-        let instantiate = context.tool("nix-instantiate")
-        self.evaluations = EvaluationRunner { name, _ in
-            let file = directory + "/" + name + "/default.nix"
-            guard FileSystem.exists(file) else { throw DispatchError.notFound("no configuration named \(name) (\(file) does not exist)") }
-            let output = try await instantiate.run([file])
-            let lines = String(decoding: output, as: UTF8.self).split(separator: "\n").map(String.init)
-            guard lines.count == 1, lines[0].hasSuffix(".drv") else {
-                throw ConfigurationError.evaluation("\(file) must evaluate to exactly one derivation, not \(lines.count)")
-            }
-            return StorePath.Derivation(path: lines[0])
-        }
+        self.evaluations = WorkCoordinator(policy: .init(
+            joining: .notYetStarted, maximumRunning: options.maxEvaluations, maximumQueued: 32, whenAbandoned: .cancel))
+        // Builds are shared per derivation and go on when nobody waits: the retry joins them.
+        self.builds = WorkCoordinator(policy: .init(joining: .anyJob, maximumRunning: 8, maximumQueued: 64, whenAbandoned: .keepRunning))
+        self.evaluationTimeout = .seconds(options.evalTimeout)
     }
 
     public var name: String { "configuration" }
 
+    public var services: [any Service] { [evaluations, builds] }
+
     public var notConfiguredReason: String? {
-        configured || FileSystem.exists(directory) ? nil : "configuration booting is not configured on this server (no --config-dir, no \(directory))"
+        configured || FileSystem.exists(directory) ? nil : "configuration booting is not configured on this server"
     }
 
     public func resolve(_ request: DispatchRequest) async throws -> Resolution {
         let name = try request.segments(1, usage: "/dispatch/configuration/NAME")[0]
-        let evaluation: (id: UInt64, value: StorePath.Derivation)
-        do {
-            evaluation = try await evaluations.run(name)
-        } catch let error as DispatchError {
-            throw error
-        } catch {
+        let file = directory + "/" + name + "/default.nix"
+        guard FileSystem.exists(file) else { throw DispatchError.notFound("no configuration named \(name)") }
+        let instantiate = context.tool("nix-instantiate"), limit = evaluationTimeout
+        let evaluation: (id: UInt64, drv: StorePath.Derivation)
+        switch await evaluations.run(name, { _ in try await Self.evaluate(file, with: instantiate, within: limit) }) {
+        case .finished(let id, .success(let drv)):
+            evaluation = (id, drv)
+        case .finished(_, .failure(let error)):
             return failure(name, "evaluating configuration \(name) failed", error)
+        case .stillRunning:
+            throw CancellationError()
+        case .refused:
+            return .stillWorking("too many configurations are being evaluated; configuration \(name) waits its turn")
         }
-        let builds = self.builds, roots = self.roots, realise = context.tool("nix-store")
-        let drv = evaluation.value.path
+        await roots.want(name, evaluation: evaluation.id, derivation: evaluation.drv)
+        let realise = context.tool("nix-store"), roots = self.roots, drv = evaluation.drv
         // The build and the root update belong to the configuration, not to this request: they go on
         // after a timeout or a disconnect.
-        let work = Task {
-            let path = try await builds.run(drv) {
-                let output = try await realise.run(["--realise", drv])
-                let first = String(decoding: output, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
-                return try StorePath(absolutePath: first)
-            }
-            await roots.update(name, evaluation: evaluation.id, path: path)
+        switch await builds.run(drv.path, deadline: buildTimeout, { _ in
+            let output = try await realise.run(["--realise", drv.path])
+            let first = String(decoding: output, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
+            let path = try StorePath(absolutePath: first)
+            await roots.built(drv, path: path)
             return path
-        }
-        switch await work.result(within: timeout) {
-        case .success(let path)?:
+        }) {
+        case .finished(_, .success(let path)):
             return .storePath(path)
-        case .failure(let error)?:
+        case .finished(_, .failure(let error)):
             return failure(name, "building configuration \(name) failed", error)
-        case nil:
-            return .retryLater(seconds: 5, reason: "configuration \(name) is still building; ask again in 5 seconds")
+        case .stillRunning:
+            return .stillWorking("configuration \(name) is still building; ask again in \(Resolution.retryDelay) seconds")
+        case .refused:
+            return .stillWorking("too many builds are running; configuration \(name) waits its turn")
         }
+    }
+
+    /// `nix-instantiate FILE`, which must print exactly one derivation, ended after `limit`.
+    static func evaluate(_ file: String, with instantiate: NixCommand, within limit: Duration) async throws -> StorePath.Derivation {
+        let output = try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
+            group.addTask { try await instantiate.run([file]) }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let output = first else { throw ConfigurationError.timedOut(limit) }
+            return output
+        }
+        let lines = String(decoding: output, as: UTF8.self).split(separator: "\n").map(String.init)
+        guard lines.count == 1, lines[0].hasSuffix(".drv") else {
+            throw ConfigurationError.evaluation("default.nix must evaluate to exactly one derivation, not \(lines.count)")
+        }
+        return StorePath.Derivation(path: lines[0])
     }
 
     private func failure(_ name: String, _ what: String, _ error: any Error) -> Resolution {
@@ -105,12 +136,17 @@ public struct ConfigurationSource: BootSource {
 /// Why a configuration could not be used.
 enum ConfigurationError: Error, CustomStringConvertible {
     case evaluation(String)
+    case timedOut(Duration)
+
     var description: String {
-        switch self { case .evaluation(let reason): reason }
+        switch self {
+        case .evaluation(let reason): reason
+        case .timedOut(let limit): "the evaluation took longer than \(limit.components.seconds) seconds (--eval-timeout) and was ended"
+        }
     }
 }
 
 extension StorePath {
     /// A derivation file path as `nix-instantiate` printed it.
-    public struct Derivation: Sendable, Equatable { public var path: String }
+    public struct Derivation: Sendable, Hashable { public var path: String }
 }

@@ -21,9 +21,6 @@ public struct HydraSource: BootSource {
     let context: SourceContext
     private let flights = SingleFlight<HydraJob, StorePath>()
 
-    /// Seconds a `retryLater` answer asks the machine to wait.
-    static let retryAfterSeconds = 5
-
     /// Checks the options (`ValidationError` for a bad `--hydra` value) and keeps the context.
     public init(options: Options, context: SourceContext) throws {
         try options.validate()
@@ -55,9 +52,7 @@ public struct HydraSource: BootSource {
         case .finished(.failure(let error)):
             throw error
         case .stillRunning:
-            return .retryLater(
-                seconds: Self.retryAfterSeconds,
-                reason: "still fetching the latest build of \(job) from Hydra; retrying")
+            return .stillWorking("still fetching the latest build of \(job) from Hydra; retrying")
         }
     }
 

@@ -105,6 +105,50 @@ final class ConfigurationSourceTests: XCTestCase {
         XCTAssertEqual(maximumOverlap(log, tool: "nix-store").overlap, 1)
     }
 
+    func testEvaluationsAcrossNamesAreBoundedByMaxEvaluations() async throws {
+        let (tool, log) = try loggingTools(self, delay: 0.4)
+        let test = try TestServer(self, configurationArguments: ["--max-evaluations", "2"], tool: tool)
+        let source = test.configurationSource
+        let names = (0..<10).map { "wide-\($0)-\(UUID().uuidString.prefix(8))" }
+        for name in names {
+            try writeConfiguration(stateDir: test.stateDir, name: name, version: "v-\(UUID())", counter: test.stateDir + "/counter")
+        }
+        let results = try await withThrowingTaskGroup(of: Resolution.self) { group in
+            for name in names { group.addTask { try await source.resolve(DispatchRequest(segments: [name], query: nil)) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        XCTAssertEqual(results.filter { if case .storePath = $0 { true } else { false } }.count, 10, "\(results)")
+        let evaluations = maximumOverlap(log, tool: "nix-instantiate")
+        XCTAssertEqual(evaluations.runs, 10)
+        XCTAssertEqual(evaluations.overlap, 2, "ten names, at most two evaluations at once")
+    }
+
+    func testAnEvaluationBeyondEvalTimeoutIsEndedWithWhatItStarted() async throws {
+        let dir = try makeTemporaryDirectory(self, "tools")
+        let real = try shellString("command -v nix-store")
+        try "#!/bin/sh\nsleep 600 &\necho $! > \(dir)/child\nwait\n".write(toFile: dir + "/nix-instantiate", atomically: true, encoding: .utf8)
+        try "#!/bin/sh\nexec \(real) \"$@\"\n".write(toFile: dir + "/nix-store", atomically: true, encoding: .utf8)
+        chmod(dir + "/nix-instantiate", 0o755)
+        chmod(dir + "/nix-store", 0o755)
+        let test = try TestServer(self, configurationArguments: ["--eval-timeout", "1"], tool: { NixCommand(executable: dir + "/" + $0) })
+        let name = "endless-\(UUID().uuidString.prefix(8))"
+        try writeConfiguration(stateDir: test.stateDir, name: name, version: "x", counter: test.stateDir + "/counter")
+        let started = ContinuousClock.now
+        let resolution = try await test.configurationSource.resolve(DispatchRequest(segments: [name], query: nil))
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(10))
+        guard case .failed(let reason) = resolution else { return XCTFail("\(resolution)") }
+        XCTAssertTrue(reason.contains("longer than 1 seconds"), reason)
+        let child = Int32(try String(contentsOfFile: dir + "/child", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        XCTAssertGreaterThan(child, 0)
+        var alive = true
+        for _ in 0..<100 where alive {
+            let stat = try shellString("ps -o stat= -p \(child) || true")
+            alive = kill(child, 0) == 0 && !stat.hasPrefix("Z")
+            if alive { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        XCTAssertFalse(alive, "the evaluation's own children are ended with it")
+    }
+
     func testASlowBuildAnswers503AndTheRetryJoinsIt() async throws {
         let test = try TestServer(self, configurationArguments: ["--build-timeout", "1"])
         let name = "slow-\(UUID().uuidString.prefix(8))"

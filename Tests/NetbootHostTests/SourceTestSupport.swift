@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import NetbootHost
 import ProfileSource
+import ServiceLifecycle
 import XCTest
 
 /// A server wired as the executable wires it, on a temporary state directory.
@@ -29,6 +30,17 @@ struct TestServer {
         registry.register(source: ProfileSource(options: try ProfileSource.Options.parse([]), context: context))
         registry.register(source: try ConfigurationSource(options: try ConfigurationSource.Options.parse(configurationArguments), context: context))
         server = try NetbootServer(options: options, registry: registry, store: NixStoreCLI(), logger: logger)
+        // The sources' services (their coordinators) run for the test, as the server runs them.
+        let services = registry.sources.flatMap(\.services)
+        let running = Task {
+            await withDiscardingTaskGroup { group in
+                for service in services { group.addTask { try? await service.run() } }
+            }
+        }
+        test.addTeardownBlock {
+            running.cancel()
+            await running.value
+        }
     }
 
     var configurationSource: ConfigurationSource { server.registry.source(named: "configuration") as! ConfigurationSource }
@@ -58,8 +70,9 @@ func writeConfiguration(stateDir: String, name: String, version: String, sleep: 
     """.write(toFile: dir + "/default.nix", atomically: true, encoding: .utf8)
 }
 
-/// Wrappers for Nix's tools that log when each run starts and ends, to check concurrency.
-func loggingTools(_ test: XCTestCase) throws -> (tool: @Sendable (String) -> NixCommand, log: String) {
+/// Wrappers for Nix's tools that log when each run starts and ends, to check concurrency; with a
+/// `delay`, each run sleeps that long first (to make overlaps certain).
+func loggingTools(_ test: XCTestCase, delay: Double = 0) throws -> (tool: @Sendable (String) -> NixCommand, log: String) {
     let dir = try makeTemporaryDirectory(test, "tools")
     let log = dir + "/runs.log"
     for name in ["nix-instantiate", "nix-store"] {
@@ -67,6 +80,7 @@ func loggingTools(_ test: XCTestCase) throws -> (tool: @Sendable (String) -> Nix
         try """
         #!/bin/sh
         echo "start \(name)" >> \(log)
+        sleep \(delay)
         \(real) "$@"
         status=$?
         echo "end \(name)" >> \(log)

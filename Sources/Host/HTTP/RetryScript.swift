@@ -2,7 +2,7 @@
 /// edited): it shows the reason, waits, and asks the same URL again.
 public struct RetryScript: Equatable, Sendable {
     /// Seconds iPXE sleeps before asking again.
-    public static let delay = 5
+    public static let delay = Resolution.retryDelay
 
     public var reason: String
     /// The dispatch URL to chain again, query included.

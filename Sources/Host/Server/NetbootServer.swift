@@ -72,7 +72,8 @@ public struct NetbootServer: Sendable {
         return Application(
             router: makeRouter(),
             configuration: .init(address: .hostname(host, port: port), serverName: "nix-netboot-serve"),
-            services: [PinSweeperService(pins: pins, interval: .seconds(max(1, min(60, options.pinLifetime))))],
+            services: [PinSweeperService(pins: pins, interval: .seconds(max(1, min(60, options.pinLifetime))))]
+                + registry.sources.flatMap(\.services),
             onServerRunning: onServerRunning,
             logger: logger)
     }

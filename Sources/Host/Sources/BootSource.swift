@@ -1,3 +1,5 @@
+import ServiceLifecycle
+
 /// A way to find the system a machine should boot, served under `/dispatch/NAME/…`.
 ///
 /// A source turns the rest of the URL into a store path. The host pins that path against garbage
@@ -10,10 +12,14 @@ public protocol BootSource: Sendable {
     var notConfiguredReason: String? { get }
     /// Turns the request into a store path to boot. Throw ``DispatchError`` for refusals.
     func resolve(_ request: DispatchRequest) async throws -> Resolution
+    /// The background work the source owns (its ``WorkCoordinator``s): the host runs these services
+    /// for as long as the server runs, and their jobs end with them.
+    var services: [any Service] { get }
 }
 
 extension BootSource {
     public var notConfiguredReason: String? { nil }
+    public var services: [any Service] { [] }
 }
 
 /// What a source is asked to resolve.
@@ -44,4 +50,13 @@ public enum Resolution: Sendable, Equatable {
     /// It failed, but may work later (e.g. a configuration being edited): answered with an iPXE
     /// script that shows the reason, waits, and asks again.
     case failed(reason: String)
+}
+
+extension Resolution {
+    /// Seconds a machine waits before it asks again: the `Retry-After` of a 503 and the pause of the
+    /// retry script.
+    public static let retryDelay = 5
+
+    /// Still working on it (a build, a lookup): ask again after ``retryDelay`` seconds.
+    public static func stillWorking(_ reason: String) -> Resolution { .retryLater(seconds: retryDelay, reason: reason) }
 }
