@@ -34,6 +34,10 @@ public struct NetbootServer: Sendable {
         let gcRoots = options.directory(options.gcRootDir, "gc-roots")
         try FileSystem.createDirectories(gcRoots)
         guard options.pinLifetime >= 0 else { throw ValidationError("--pin-lifetime must not be negative") }
+        guard options.headerTimeout > 0, options.headerTimeout <= 3600 else { throw ValidationError("--header-timeout takes seconds, more than 0 and at most 3600") }
+        guard options.idleTimeout > 0, options.idleTimeout <= 3600 else { throw ValidationError("--idle-timeout takes seconds, more than 0 and at most 3600") }
+        guard (options.maxConnections ?? 1) >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard (1024...(1 << 20)).contains(options.maxHeaderBytes) else { throw ValidationError("--max-header-bytes takes 1024 to 1048576") }
         self.pins = try GCRootPins(gcRootDirectory: gcRoots, lifetime: .seconds(options.pinLifetime), logger: logger)
         for name in options.disableSource where registry.source(named: name) == nil {
             throw ValidationError("--disable-source: no source named '\(name)' (sources: \(registry.sources.map(\.name).joined(separator: ", ")))")
@@ -48,8 +52,11 @@ public struct NetbootServer: Sendable {
     /// The router with every route of the host and of the registered sources.
     public func makeRouter() -> Router<NetbootRequestContext> {
         let router = Router(context: NetbootRequestContext.self)
+        let table = RouteTable()
+        // The access log wraps the error middleware so that it logs the status actually sent.
         router.add(middleware: AccessLogMiddleware())
-        BootRoutes(store: store, assembler: assembler).add(to: router)
+        router.add(middleware: HTTPErrorMiddleware(routes: table))
+        BootRoutes(store: store, assembler: assembler).add(to: router, table: table)
         let assembler = self.assembler
         let logger = self.logger
         DispatchRoutes(sources: registry.sources, disabled: Set(options.disableSource), pins: pins) { path in
@@ -59,18 +66,30 @@ public struct NetbootServer: Sendable {
                     logger.warning("packing ahead failed", metadata: ["path": "\(path.name)", "error": "\(error)"])
                 }
             }
-        }.add(to: router)
+        }.add(to: router, table: table)
         return router
     }
 
-    /// The application, ready to run until SIGINT or SIGTERM (in-flight responses finish first).
-    /// Expired pins are swept at start-up and every minute.
+    /// The most connections served at once: `--max-connections`, or derived from the soft limit of
+    /// open files now (call after ``raiseOpenFileLimit(to:)``).
+    public var connectionLimit: Int {
+        options.connectionLimit(openFiles: Self.raiseOpenFileLimit(to: 0), jobs: options.jobs ?? System.coreCount)
+    }
+
+    /// The application, ready to run until SIGINT or SIGTERM (in-flight responses finish first);
+    /// SIGHUP is ignored. Expired pins are swept at start-up and every minute.
     public func makeApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let (host, port) = try options.listenAddress()
         return Application(
             router: makeRouter(),
+            server: .boundedHTTP1(
+                limiter: ConnectionLimiter(limit: connectionLimit, logger: logger), headerTimeout: options.headerTimeout,
+                idleTimeout: options.idleTimeout, maxHeaderBytes: options.maxHeaderBytes),
             configuration: .init(address: .hostname(host, port: port), serverName: "nix-netboot-serve"),
-            services: [PinSweeperService(pins: pins, interval: .seconds(max(1, min(60, options.pinLifetime))))],
+            services: [
+                PinSweeperService(pins: pins, interval: .seconds(max(1, min(60, options.pinLifetime)))),
+                HangupService(logger: logger),
+            ],
             onServerRunning: onServerRunning,
             logger: logger)
     }
