@@ -34,7 +34,7 @@ public struct HTTPErrorMiddleware: RouterMiddleware {
     }
 
     /// The answer for `error`.
-    func render(_ error: any Error, for request: Request) -> PlainTextError {
+    public func render(_ error: any Error, for request: Request) -> PlainTextError {
         guard let error = error as? HTTPError else { return PlainTextError.from(error) }
         if error.status == .notFound {
             let allowed = routes.allowedMethods(for: request.uri.path)

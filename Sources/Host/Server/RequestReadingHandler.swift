@@ -26,6 +26,14 @@ final class RequestReadingHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var state = RequestReadingStateMachine()
     private var headerDeadline: Scheduled<Void>?
     private var idleDeadline: Scheduled<Void>?
+    private var lingerDeadline: Scheduled<Void>?
+    /// A `CONNECT` was asked: NIO's encoder sends its answer without a body or a length, so the
+    /// connection ends with the answer.
+    private var closeAfterResponse = false
+
+    /// The longest the connection stays open after an answer of ours, reading and dropping what the
+    /// client still sends (closing with unread bytes would reset the connection and destroy the answer).
+    static let lingerTime = TimeAmount.seconds(1)
 
     init(headerTimeout: Double, idleTimeout: Double, maxHeaderBytes: Int) {
         self.headerTimeout = headerTimeout
@@ -52,8 +60,11 @@ final class RequestReadingHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !state.closing else { return }
         switch unwrapInboundIn(data) {
-        case .head: perform(state.headRead(), context)
+        case .head(let head):
+            if head.method == .connect { closeAfterResponse = true }
+            perform(state.headRead(), context)
         case .body: break
         case .end: state.endRead()
         }
@@ -68,6 +79,11 @@ final class RequestReadingHandler: ChannelDuplexHandler, RemovableChannelHandler
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
             context.write(data, promise: promise)
+            if closeAfterResponse {
+                context.flush()
+                end(.close, context, event: nil)
+                return
+            }
             perform(state.responseEnded(), context)
         } else {
             context.write(data, promise: promise)
@@ -75,6 +91,7 @@ final class RequestReadingHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if state.closing { return }
         guard let answer = Self.answer(for: error, maxHeaderBytes: maxHeaderBytes) else {
             context.fireErrorCaught(error)
             return
@@ -85,6 +102,10 @@ final class RequestReadingHandler: ChannelDuplexHandler, RemovableChannelHandler
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard event as? ChannelEvent == .inputClosed else {
             context.fireUserInboundEventTriggered(event)
+            return
+        }
+        if state.closing {
+            context.close(promise: nil)
             return
         }
         end(state.inputClosed(), context, event: event)
@@ -133,7 +154,8 @@ final class RequestReadingHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.write(wrapOutboundOut(.body(body)), promise: nil)
             let written = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
-            written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            written.futureResult.assumeIsolated().whenComplete { _ in context.close(mode: .output, promise: nil) }
+            lingerDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTime) { context.close(promise: nil) }
         case .close:
             cancelDeadlines()
             context.close(promise: nil)
@@ -167,6 +189,8 @@ final class RequestReadingHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func cancelDeadlines() {
+        lingerDeadline?.cancel()
+        lingerDeadline = nil
         headerDeadline?.cancel()
         idleDeadline?.cancel()
         headerDeadline = nil
