@@ -49,7 +49,7 @@ struct EdgeExpectations {
     }
 
     /// A 10 KB name that is not a store path name, and what must not come back.
-    static let hugeName = "0123456789abcdfghijklmnpqrsvwxyz-" + String(repeating: "é!", count: 5000)
+    static let hugeName = "0123456789abcdfghijklmnpqrsvwxyz-" + String(repeating: "x_", count: 5000)
 
     /// Checks an error answer: one line, at most 200 bytes, no echo of `input`, no server path.
     static func checkErrorLine(_ body: String, input: String = hugeName, _ label: String, file: StaticString = #filePath, line: UInt = #line) {
@@ -118,7 +118,7 @@ final class HTTPEdgeTests: XCTestCase {
     }
 
     func testErrorTextsAreShortOneLineAndPathFree() async throws {
-        let huge = EdgeExpectations.hugeName.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let huge = EdgeExpectations.hugeName.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "_-")))!
         let app = Application(router: try makeServer().makeRouter())
         try await app.test(.router) { client in
             for file in ["netboot.ipxe", "bzImage", "initrd"] {

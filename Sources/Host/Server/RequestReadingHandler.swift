@@ -27,9 +27,11 @@ final class RequestReadingHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var headerDeadline: Scheduled<Void>?
     private var idleDeadline: Scheduled<Void>?
     private var lingerDeadline: Scheduled<Void>?
-    /// A `CONNECT` was asked: NIO's encoder sends its answer without a body or a length, so the
-    /// connection ends with the answer.
+    /// The connection ends with the next response: a `CONNECT` was asked (NIO's encoder sends its
+    /// answer without a body or a length), or the parser failed while a request was being answered.
     private var closeAfterResponse = false
+    /// Parts were decoded since the last end of a read.
+    private var decodedParts = false
 
     /// The longest the connection stays open after an answer of ours, reading and dropping what the
     /// client still sends (closing with unread bytes would reset the connection and destroy the answer).
@@ -61,6 +63,7 @@ final class RequestReadingHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !state.closing else { return }
+        decodedParts = true
         switch unwrapInboundIn(data) {
         case .head(let head):
             if head.method == .connect { closeAfterResponse = true }
@@ -72,7 +75,8 @@ final class RequestReadingHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        perform(state.bytesArrived(), context)
+        perform(state.bytesArrived(decodedParts: decodedParts), context)
+        decodedParts = false
         context.fireChannelReadComplete()
     }
 
@@ -105,7 +109,8 @@ final class RequestReadingHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
         if state.closing {
-            context.close(promise: nil)
+            // After an answer of ours: done. While a request is still being answered: after that.
+            if !closeAfterResponse { context.close(promise: nil) }
             return
         }
         end(state.inputClosed(), context, event: event)
@@ -159,6 +164,8 @@ final class RequestReadingHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .close:
             cancelDeadlines()
             context.close(promise: nil)
+        case .closeAfterResponse:
+            closeAfterResponse = true
         case .passOn:
             if let event { context.fireUserInboundEventTriggered(event) }
         case .ignore:

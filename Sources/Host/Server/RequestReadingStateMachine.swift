@@ -28,8 +28,10 @@ struct RequestReadingStateMachine: Equatable {
     enum Ending: Equatable {
         /// Send the answer, then close.
         case answer(Answer)
-        /// Close without an answer (nothing was asked, or a response is already under way).
+        /// Close without an answer (nothing was asked).
         case close
+        /// A request is being answered: let that answer go out, then close.
+        case closeAfterResponse
         /// Not this handler's business: pass the event on.
         case passOn
         /// Already closing: drop the event.
@@ -50,10 +52,11 @@ struct RequestReadingStateMachine: Equatable {
         closing ? .none : .startBoth
     }
 
-    /// Bytes arrived (whether or not they completed a head).
-    mutating func bytesArrived() -> TimerAction {
+    /// Bytes arrived. `decodedParts`: some of them were decoded as parts of a request (the rest of
+    /// a body already answered), so they are not the start of a next request.
+    mutating func bytesArrived(decodedParts: Bool) -> TimerAction {
         guard !closing, isWaiting else { return .none }
-        partialRequest = true
+        if !decodedParts { partialRequest = true }
         return .restartIdle
     }
 
@@ -86,20 +89,19 @@ struct RequestReadingStateMachine: Equatable {
         return .answer(Answer(status: .requestTimeout, text: text))
     }
 
-    /// The HTTP parser gave up on the bytes received: answer, unless a response is under way.
+    /// The HTTP parser gave up on the bytes received: answer, unless a request read before is being
+    /// answered (then that answer goes out, and the connection ends after it).
     mutating func parserFailed(_ answer: Answer) -> Ending {
         guard !closing else { return .ignore }
         closing = true
-        return isWaiting ? .answer(answer) : .close
+        return isWaiting ? .answer(answer) : .closeAfterResponse
     }
 
-    /// The client closed its side. Part of a request and no more coming: say so. Otherwise the
-    /// server finishes what it is doing and closes.
+    /// The client closed its side. Whatever is under way finishes and the server closes. (A request
+    /// cut short is reported by the parser itself, see ``parserFailed(_:)``; empty lines before a
+    /// request line are no request, and end in a clean close.)
     mutating func inputClosed() -> Ending {
-        guard !closing else { return .ignore }
-        guard isWaiting, partialRequest, !readingRequestBody else { return .passOn }
-        closing = true
-        return .answer(Answer(status: .badRequest, text: "incomplete request: the connection was closed before the end of its headers"))
+        closing ? .ignore : .passOn
     }
 
     static func format(_ seconds: Double) -> String {

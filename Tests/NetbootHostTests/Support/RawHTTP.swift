@@ -5,9 +5,14 @@ import Foundation
 final class RawConnection {
     let fd: Int32
 
-    init(port: Int, receiveTimeout: Double = 10) throws {
+    /// Connects; `receiveBuffer` (set before connecting, so the window is small from the start)
+    /// makes a slow reader.
+    init(port: Int, receiveTimeout: Double = 10, receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ShellError(description: "socket: \(errno)") }
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
