@@ -42,7 +42,7 @@ public struct ProfileSource: BootSource {
         }
         guard try await store.isValid(path) else {
             logger.info("profile refused", metadata: ["profile": "\(profile)", "reason": "not a valid store path", "at": "\(path)"])
-            throw DispatchError.notFound("profile \(profile) points at a store path that is not valid")
+            throw DispatchError.notFound("profile \(profile) points at something that is not a valid store path")
         }
         return .storePath(path)
     }
