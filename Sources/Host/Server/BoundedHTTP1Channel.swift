@@ -52,12 +52,12 @@ public struct BoundedHTTP1Channel: ServerChildChannel {
 extension HTTPServerBuilder {
     /// HTTP/1 with the server's bounds (see ``BoundedHTTP1Channel`` and ``RequestReadingHandler``).
     public static func boundedHTTP1(
-        limiter: ConnectionLimiter, headerTimeout: Double, idleTimeout: Double, maxHeaderBytes: Int
+        limiter: ConnectionLimiter, headerTimeout: Double, idleTimeout: Double, maxHeaderBytes: Int, logger: Logger
     ) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
             let configuration = HTTP1Channel.Configuration(
                 additionalChannelHandlers: [
-                    RequestReadingHandler(headerTimeout: headerTimeout, idleTimeout: idleTimeout, maxHeaderBytes: maxHeaderBytes)
+                    RequestReadingHandler(headerTimeout: headerTimeout, idleTimeout: idleTimeout, maxHeaderBytes: maxHeaderBytes, logger: logger)
                 ],
                 idleTimeout: nil,
                 httpDecoderConfiguration: .init(maxHeaderFieldSize: maxHeaderBytes, maxHeaderListSize: maxHeaderBytes))

@@ -84,7 +84,7 @@ public struct NetbootServer: Sendable {
             router: makeRouter(),
             server: .boundedHTTP1(
                 limiter: ConnectionLimiter(limit: connectionLimit, logger: logger), headerTimeout: options.headerTimeout,
-                idleTimeout: options.idleTimeout, maxHeaderBytes: options.maxHeaderBytes),
+                idleTimeout: options.idleTimeout, maxHeaderBytes: options.maxHeaderBytes, logger: logger),
             configuration: .init(address: .hostname(host, port: port), serverName: "nix-netboot-serve"),
             services: [
                 PinSweeperService(pins: pins, interval: .seconds(max(1, min(60, options.pinLifetime)))),

@@ -1,4 +1,5 @@
 import HTTPTypes
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
@@ -23,6 +24,7 @@ final class RequestReadingHandler: ChannelDuplexHandler, RemovableChannelHandler
     let headerTimeout: Double
     let idleTimeout: Double
     let maxHeaderBytes: Int
+    let logger: Logger
     private var state = RequestReadingStateMachine()
     private var headerDeadline: Scheduled<Void>?
     private var idleDeadline: Scheduled<Void>?
@@ -37,10 +39,11 @@ final class RequestReadingHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// client still sends (closing with unread bytes would reset the connection and destroy the answer).
     static let lingerTime = TimeAmount.seconds(1)
 
-    init(headerTimeout: Double, idleTimeout: Double, maxHeaderBytes: Int) {
+    init(headerTimeout: Double, idleTimeout: Double, maxHeaderBytes: Int, logger: Logger) {
         self.headerTimeout = headerTimeout
         self.idleTimeout = idleTimeout
         self.maxHeaderBytes = maxHeaderBytes
+        self.logger = logger
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -151,6 +154,10 @@ final class RequestReadingHandler: ChannelDuplexHandler, RemovableChannelHandler
         switch ending {
         case .answer(let answer):
             cancelDeadlines()
+            logger.debug("answered before routing", metadata: [
+                "status": "\(answer.status.code)", "reason": "\(answer.text)",
+                "client": "\(context.channel.remoteAddress.map { "\($0)" } ?? "-")",
+            ])
             let body = ByteBuffer(string: PlainTextError.oneLine(answer.text) + "\n")
             let head = HTTPResponse(status: answer.status, headerFields: [
                 .contentType: "text/plain; charset=utf-8", .contentLength: "\(body.readableBytes)", .connection: "close",
