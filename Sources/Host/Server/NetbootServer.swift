@@ -73,6 +73,7 @@ public struct NetbootServer: Sendable {
     /// The most connections served at once: `--max-connections`, or derived from the soft limit of
     /// open files now (call after ``raiseOpenFileLimit(to:)``).
     public var connectionLimit: Int {
+        // Asking to raise the limit to 0 changes nothing and returns the soft limit now.
         options.connectionLimit(openFiles: Self.raiseOpenFileLimit(to: 0), jobs: options.jobs ?? System.coreCount)
     }
 
