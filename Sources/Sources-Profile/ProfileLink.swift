@@ -7,26 +7,35 @@ import NetbootHost
 
 /// Follows a chain of symlinks from a profile to the store path it names.
 enum ProfileLink {
+    /// Why a profile does not name a store path: a public reason without server paths, and the
+    /// details (the links followed) for the log.
+    struct Failure: Error {
+        var reason: String
+        var detail: String
+    }
+
     /// The most links followed before giving up (a loop, or a silly chain).
     static let maximumHops = 40
 
     /// Resolves `link`: the chain must end at exactly `/nix/store/NAME`.
-    static func resolve(_ link: String, profile: String) throws(DispatchError) -> StorePath {
+    static func resolve(_ link: String, profile: String) throws(Failure) -> StorePath {
         var current = link
         for _ in 0..<maximumHops {
             if let path = try? StorePath(absolutePath: current) { return path }
             if current.hasPrefix(StorePath.storeDirectory + "/") {
-                throw .notFound("profile \(profile) points at \(current), inside a store path rather than at one")
+                throw Failure(reason: "profile \(profile) points inside a store path rather than at one", detail: current)
             }
             var info = stat()
             guard lstat(current, &info) == 0 else {
-                throw .notFound(current == link ? "no profile named \(profile)" : "profile \(profile) points at \(current), which does not exist")
+                throw Failure(
+                    reason: current == link ? "no profile named \(profile)" : "profile \(profile) leads to a link target that does not exist",
+                    detail: current)
             }
             guard info.st_mode & S_IFMT == S_IFLNK else {
-                throw .notFound("profile \(profile) leads to \(current), which is outside \(StorePath.storeDirectory)")
+                throw Failure(reason: "profile \(profile) leads outside \(StorePath.storeDirectory)", detail: current)
             }
             guard let target = readLink(current) else {
-                throw .notFound("cannot read the link \(current) of profile \(profile)")
+                throw Failure(reason: "cannot read a link of profile \(profile)", detail: current)
             }
             if target.hasPrefix("/") {
                 current = target
@@ -35,7 +44,7 @@ enum ProfileLink {
                 current = normalise(parent + "/" + target)
             }
         }
-        throw .notFound("profile \(profile): more than \(maximumHops) links (a loop?)")
+        throw Failure(reason: "profile \(profile): more than \(maximumHops) links (a loop?)", detail: current)
     }
 
     static func readLink(_ path: String) -> String? {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import NetbootHost
 
 /// `/dispatch/profile/NAME`: boots whatever the symlink `PROFILE_DIR/NAME` points at now.
@@ -16,25 +17,32 @@ public struct ProfileSource: BootSource {
 
     public let directory: String
     public let store: any NixStore
+    public let logger: Logger
     private let configured: Bool
 
     public init(options: Options, context: SourceContext) {
         self.directory = context.directory(options.profileDir, default: "profiles")
         self.configured = options.profileDir != nil
         self.store = context.store
+        self.logger = context.logger
     }
 
     public var name: String { "profile" }
 
     public var notConfiguredReason: String? {
-        configured || FileSystem.exists(directory) ? nil : "profile booting is not configured on this server (no --profile-dir, no \(directory))"
+        configured || FileSystem.exists(directory) ? nil : "profile booting is not configured on this server (give --profile-dir, or create STATE_DIR/profiles)"
     }
 
     public func resolve(_ request: DispatchRequest) async throws -> Resolution {
         let profile = try request.segments(1, usage: "/dispatch/profile/NAME")[0]
-        let path = try ProfileLink.resolve(directory + "/" + profile, profile: profile)
+        let path: StorePath
+        do { path = try ProfileLink.resolve(directory + "/" + profile, profile: profile) } catch {
+            logger.info("profile refused", metadata: ["profile": "\(profile)", "reason": "\(error.reason)", "at": "\(error.detail)"])
+            throw DispatchError.notFound(error.reason)
+        }
         guard try await store.isValid(path) else {
-            throw DispatchError.notFound("profile \(profile) points at \(path), which is not a valid store path")
+            logger.info("profile refused", metadata: ["profile": "\(profile)", "reason": "not a valid store path", "at": "\(path)"])
+            throw DispatchError.notFound("profile \(profile) points at something that is not a valid store path")
         }
         return .storePath(path)
     }

@@ -60,7 +60,7 @@ struct NixNetbootServe: AsyncParsableCommand {
         let netboot = try NetbootServer(options: server, registry: try makeRegistry(context: context), store: store, logger: logger)
         logger.info("starting", metadata: [
             "listen": "\(server.listen)", "compression": "\(netboot.assembler.packer.compressor.name)",
-            "level": "\(netboot.assembler.packer.level)", "open-files": "\(files)",
+            "level": "\(netboot.assembler.packer.level)", "open-files": "\(files)", "max-connections": "\(netboot.connectionLimit)",
         ])
         try await netboot.makeApplication().runService()
     }

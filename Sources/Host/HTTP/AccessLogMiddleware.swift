@@ -4,7 +4,11 @@ import Logging
 import NIOCore
 
 /// One log line per request once its response is complete: method, path, status, bytes sent,
-/// duration and client address. Errors thrown by routes are logged with their status too.
+/// duration and client address.
+///
+/// It sits outside ``HTTPErrorMiddleware``, so it sees every request's final status. The line is
+/// `info`, also for a download the client gave up on (`aborted`); it is `error` only when the body
+/// itself failed after the headers went out (the connection is then closed).
 public struct AccessLogMiddleware: RouterMiddleware {
     public typealias Context = NetbootRequestContext
 
@@ -14,23 +18,21 @@ public struct AccessLogMiddleware: RouterMiddleware {
         let start = ContinuousClock.now
         let client = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "-"
         let logger = context.logger
-        let line: @Sendable (Int, Int64, String?) -> Void = { status, bytes, failure in
+        let line: @Sendable (Int, Int64, Logger.Level, [String: String]) -> Void = { status, bytes, level, extra in
             var metadata: Logger.Metadata = [
-                "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(status)",
+                "method": "\(request.method.rawValue)", "path": "\(PlainTextError.oneLine(request.uri.path))", "status": "\(status)",
                 "bytes": "\(bytes)", "duration": "\(ContinuousClock.now - start)", "client": "\(client)",
             ]
-            if let failure { metadata["error"] = "\(failure)" }
-            logger.log(level: failure != nil ? .error : .info, "request", metadata: metadata)
+            for (key, value) in extra { metadata[key] = "\(value)" }
+            logger.log(level: level, "request", metadata: metadata)
         }
         let response: Response
         do {
             response = try await next(request, context)
         } catch {
-            let mapped = PlainTextError.from(error)
-            // 503 is "still working, ask again": not a failure.
-            let failed = mapped.status.code >= 500 && mapped.status != .serviceUnavailable
-            line(Int(mapped.status.code), 0, failed ? "\(error)" : nil)
-            throw mapped
+            // Only reached if something below the error middleware's reach threw (e.g. cancellation).
+            line(500, 0, .error, ["error": "\(error)"])
+            throw error
         }
         var logged = response
         let body = response.body
@@ -39,9 +41,13 @@ public struct AccessLogMiddleware: RouterMiddleware {
             let counting = CountingWriter(inner: writer)
             do {
                 try await body.write(counting)
-                line(status, counting.count.value, status >= 500 && status != 503 ? "status \(status)" : nil)
+                line(status, counting.count.value, .info, [:])
             } catch {
-                line(status, counting.count.value, "body failed: \(error)")
+                if counting.writeFailed {
+                    line(status, counting.count.value, .info, ["aborted": "client went away"])
+                } else {
+                    line(status, counting.count.value, .error, ["error": "response body failed; closing the connection: \(error)"])
+                }
                 throw error
             }
         }
@@ -49,20 +55,28 @@ public struct AccessLogMiddleware: RouterMiddleware {
     }
 }
 
-/// Counts the bytes written through it.
+/// Counts the bytes written through it, and notes whether writing to the client failed (the client
+/// went away) as opposed to producing the bytes.
 final class CountingWriter: ResponseBodyWriter {
     var inner: any ResponseBodyWriter
     let count = ByteCount()
+    private(set) var writeFailed = false
 
     init(inner: any ResponseBodyWriter) { self.inner = inner }
 
     func write(_ buffer: ByteBuffer) async throws {
         count.value += Int64(buffer.readableBytes)
-        try await inner.write(buffer)
+        do { try await inner.write(buffer) } catch {
+            writeFailed = true
+            throw error
+        }
     }
 
     func finish(_ trailingHeaders: HTTPFields?) async throws {
-        try await inner.finish(trailingHeaders)
+        do { try await inner.finish(trailingHeaders) } catch {
+            writeFailed = true
+            throw error
+        }
     }
 }
 

@@ -25,8 +25,8 @@ public struct DispatchRoutes: Sendable {
         self.onResolved = onResolved
     }
 
-    public func add(to router: Router<NetbootRequestContext>) {
-        router.get("/dispatch/:source/**") { request, context in
+    public func add(to router: Router<NetbootRequestContext>, table: RouteTable) {
+        router.getAndHead("/dispatch/:source/**", recordingIn: table) { request, context in
             try await dispatch(request, context)
         }
     }
@@ -34,7 +34,8 @@ public struct DispatchRoutes: Sendable {
     func dispatch(_ request: Request, _ context: NetbootRequestContext) async throws -> Response {
         let name = context.parameters.get("source") ?? ""
         guard let source = sources.first(where: { $0.name == name }) else {
-            throw PlainTextError(.notFound, "no boot source named '\(RetryScript.sanitise(name))' on this server")
+            let names = sources.map(\.name).filter { !disabled.contains($0) }.joined(separator: ", ")
+            throw PlainTextError(.notFound, "no such boot source on this server (sources: \(names))")
         }
         if disabled.contains(name) {
             throw PlainTextError(.notFound, "\(name) booting is turned off on this server")

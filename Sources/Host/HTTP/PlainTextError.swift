@@ -4,12 +4,16 @@ import NIOCore
 
 /// An error answered as one line of plain text, readable on an iPXE console.
 ///
-/// Thrown from anywhere below a route; Hummingbird renders it once. 5xx errors are also logged by
-/// the access log with their reason.
+/// Thrown from anywhere below a route; ``HTTPErrorMiddleware`` renders it once. The message is
+/// public: it never names a server path, and it is cut to ``maximumLineBytes`` with control
+/// characters replaced, whatever the thrower put in it. Details belong in the log.
 public struct PlainTextError: HTTPResponseError, CustomStringConvertible {
     public var status: HTTPResponse.Status
     public var message: String
     public var headers: HTTPFields
+
+    /// The longest answer line, newline included.
+    public static let maximumLineBytes = 200
 
     public init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) {
         self.status = status
@@ -19,28 +23,48 @@ public struct PlainTextError: HTTPResponseError, CustomStringConvertible {
 
     public var description: String { "\(status.code) \(message)" }
 
+    /// The message as it is sent: one line of at most ``maximumLineBytes`` bytes with its newline.
+    public var publicLine: String { Self.oneLine(message) + "\n" }
+
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers = self.headers
         headers[.contentType] = "text/plain; charset=utf-8"
-        let body = ByteBuffer(string: message + "\n")
+        let body = ByteBuffer(string: publicLine)
         headers[.contentLength] = "\(body.readableBytes)"
         return Response(status: status, headers: headers, body: request.method == .head ? .init() : .init(byteBuffer: body))
+    }
+
+    /// `text` with every control character replaced by a space, cut (at a character boundary, with
+    /// an ellipsis) so that it and a newline fit ``maximumLineBytes``.
+    public static func oneLine(_ text: String) -> String {
+        var line = String(text.unicodeScalars.map { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) ? " " : Character($0) })
+        let limit = maximumLineBytes - 1
+        guard line.utf8.count > limit else { return line }
+        let ellipsis = "…"
+        var cut = ""
+        for character in line {
+            if cut.utf8.count + character.utf8.count + ellipsis.utf8.count > limit { break }
+            cut.append(character)
+        }
+        line = cut + ellipsis
+        return line
     }
 }
 
 extension PlainTextError {
-    /// Maps the host's own errors to statuses: bad names are 400, failing Nix is 502.
+    /// Maps the host's own errors to statuses: bad names are 400, failing Nix is 502, anything else 500.
     public static func from(_ error: any Error) -> PlainTextError {
         switch error {
         case let error as PlainTextError: error
-        case let error as StorePathError: PlainTextError(.badRequest, "not a store path name: \(error)")
+        case let error as StorePathError: PlainTextError(.badRequest, "not a store path name: it \(error.reason)")
         case let error as DispatchError:
             switch error {
             case .badRequest(let reason): PlainTextError(.badRequest, reason)
             case .notFound(let reason): PlainTextError(.notFound, reason)
             case .upstreamFailed(let reason): PlainTextError(.badGateway, reason)
             }
-        case let error as NixCommandError: PlainTextError(.badGateway, "nix failed: \(error.command.first ?? "nix") \(error.status) (details in the server log)")
+        case let error as NixCommandError:
+            PlainTextError(.badGateway, "nix failed: \((error.command.first ?? "nix").split(separator: "/").last ?? "nix") (details in the server log)")
         default: PlainTextError(.internalServerError, "internal error (details in the server log)")
         }
     }

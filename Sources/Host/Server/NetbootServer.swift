@@ -35,6 +35,10 @@ public struct NetbootServer: Sendable {
         try FileSystem.createDirectories(gcRoots)
         guard options.pinLifetime >= 0 else { throw ValidationError("--pin-lifetime must not be negative") }
         guard options.maxPins >= 1 else { throw ValidationError("--max-pins must be at least 1") }
+        guard options.headerTimeout > 0, options.headerTimeout <= 3600 else { throw ValidationError("--header-timeout takes seconds, more than 0 and at most 3600") }
+        guard options.idleTimeout > 0, options.idleTimeout <= 3600 else { throw ValidationError("--idle-timeout takes seconds, more than 0 and at most 3600") }
+        guard (options.maxConnections ?? 1) >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard (1024...(1 << 20)).contains(options.maxHeaderBytes) else { throw ValidationError("--max-header-bytes takes 1024 to 1048576") }
         self.pins = try GCRootPins(
             gcRootDirectory: gcRoots, lifetime: .seconds(options.pinLifetime), maximumPins: options.maxPins, logger: logger)
         for name in options.disableSource where registry.source(named: name) == nil {
@@ -50,8 +54,11 @@ public struct NetbootServer: Sendable {
     /// The router with every route of the host and of the registered sources.
     public func makeRouter() -> Router<NetbootRequestContext> {
         let router = Router(context: NetbootRequestContext.self)
+        let table = RouteTable()
+        // The access log wraps the error middleware so that it logs the status actually sent.
         router.add(middleware: AccessLogMiddleware())
-        BootRoutes(store: store, assembler: assembler).add(to: router)
+        router.add(middleware: HTTPErrorMiddleware(routes: table))
+        BootRoutes(store: store, assembler: assembler).add(to: router, table: table)
         let assembler = self.assembler
         let logger = self.logger
         DispatchRoutes(sources: registry.sources, disabled: Set(options.disableSource), pins: pins, assembler: assembler) { path in
@@ -61,19 +68,31 @@ public struct NetbootServer: Sendable {
                     logger.warning("packing ahead failed", metadata: ["path": "\(path.name)", "error": "\(error)"])
                 }
             }
-        }.add(to: router)
+        }.add(to: router, table: table)
         return router
     }
 
-    /// The application, ready to run until SIGINT or SIGTERM (in-flight responses finish first).
-    /// Expired pins are swept at start-up and every minute.
+    /// The most connections served at once: `--max-connections`, or derived from the soft limit of
+    /// open files now (call after ``raiseOpenFileLimit(to:)``).
+    public var connectionLimit: Int {
+        // Asking to raise the limit to 0 changes nothing and returns the soft limit now.
+        options.connectionLimit(openFiles: Self.raiseOpenFileLimit(to: 0), jobs: options.jobs ?? System.coreCount)
+    }
+
+    /// The application, ready to run until SIGINT or SIGTERM (in-flight responses finish first);
+    /// SIGHUP is ignored. Expired pins are swept at start-up and every minute.
     public func makeApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let (host, port) = try options.listenAddress()
         return Application(
             router: makeRouter(),
+            server: .boundedHTTP1(
+                limiter: ConnectionLimiter(limit: connectionLimit, logger: logger), headerTimeout: options.headerTimeout,
+                idleTimeout: options.idleTimeout, maxHeaderBytes: options.maxHeaderBytes, logger: logger),
             configuration: .init(address: .hostname(host, port: port), serverName: "nix-netboot-serve"),
-            services: [PinSweeperService(pins: pins, interval: .seconds(max(1, min(60, options.pinLifetime))))]
-                + registry.sources.flatMap(\.services),
+            services: [
+                PinSweeperService(pins: pins, interval: .seconds(max(1, min(60, options.pinLifetime)))),
+                HangupService(logger: logger),
+            ] + registry.sources.flatMap(\.services),
             onServerRunning: onServerRunning,
             logger: logger)
     }

@@ -38,6 +38,18 @@ public struct ServerOptions: ParsableArguments, Sendable {
     @Option(help: ArgumentHelp("Turn a boot source off (repeatable).", valueName: "name"))
     public var disableSource: [String] = []
 
+    @Option(help: "Seconds a client has to send a request's headers, counted from accept or from the end of the previous response on a kept-alive connection.")
+    public var headerTimeout: Double = 10
+
+    @Option(help: "Seconds a connection waiting for a request may receive nothing before it is closed (never during a response).")
+    public var idleTimeout: Double = 5
+
+    @Option(help: "Most connections open at once; more are answered 503 and closed (default: from the open-file limit).")
+    public var maxConnections: Int?
+
+    @Option(help: "Most bytes of a request line and its headers; more is answered 431.")
+    public var maxHeaderBytes: Int = 16384
+
     public init() {}
 
     /// `--listen` split into host and port.
@@ -48,6 +60,16 @@ public struct ServerOptions: ParsableArguments, Sendable {
         var host = String(listen[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+
+    /// `--max-connections`, or what the open-file limit leaves for connections: each may hold a
+    /// socket and an open cache file; a reserve is kept for packing (reads, archive writes and Nix
+    /// subprocess pipes per job), the event loops and logs.
+    public func connectionLimit(openFiles: UInt64, jobs: Int) -> Int {
+        if let maxConnections { return maxConnections }
+        let reserve = 64 + 8 * UInt64(max(1, jobs))
+        guard openFiles > reserve + 2 else { return 1 }
+        return Int(min((openFiles - reserve) / 2, 1 << 20))
     }
 
     /// The directory for `explicit`, or `name` under the state dir.

@@ -83,5 +83,10 @@ public struct StorePathError: Error, Equatable, CustomStringConvertible {
     /// A human-readable reason.
     public var reason: String
 
-    public var description: String { "'\(value)' \(reason)" }
+    /// The value (its first 64 characters when longer) and the reason: short enough for a log line
+    /// or an answer, however long the input was.
+    public var description: String {
+        let shown = value.count > 64 ? value.prefix(64) + "…" : Substring(value)
+        return "'\(shown)' \(reason)"
+    }
 }
