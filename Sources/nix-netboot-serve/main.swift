@@ -22,11 +22,11 @@ struct NixNetbootServe: AsyncParsableCommand {
     /// Every codec and source this build offers. Adding a source is one line here (and its options below).
     func makeRegistry(context: SourceContext) throws -> ModuleRegistry {
         var registry = ModuleRegistry()
-        for codec in Self.codecs { registry.register(compressor: codec) }
-        registry.register(source: ClosureSource(context: context))
-        registry.register(source: ProfileSource(options: profile, context: context))
-        registry.register(source: try ConfigurationSource(options: configuration, context: context))
-        registry.register(source: try HydraSource(options: hydra, context: context))
+        for codec in Self.codecs { try registry.register(compressor: codec) }
+        try registry.register(source: ClosureSource(context: context))
+        try registry.register(source: ProfileSource(options: profile, context: context))
+        try registry.register(source: try ConfigurationSource(options: configuration, context: context))
+        try registry.register(source: try HydraSource(options: hydra, context: context))
         return registry
     }
 

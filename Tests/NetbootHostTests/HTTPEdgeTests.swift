@@ -69,13 +69,13 @@ final class HTTPEdgeTests: XCTestCase {
         let state = try makeTemporaryDirectory(self, "state")
         let options = try ServerOptions.parse(["--state-dir", state])
         var registry = ModuleRegistry()
-        registry.register(compressor: ZstdCompressor())
+        try registry.register(compressor: ZstdCompressor())
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let store = NixStoreCLI()
         let context = NetbootServer.sourceContext(options: options, store: store, logger: logger)
-        registry.register(source: ClosureSource(context: context))
-        registry.register(source: ProfileSource(options: try ProfileSource.Options.parse([]), context: context))
+        try registry.register(source: ClosureSource(context: context))
+        try registry.register(source: ProfileSource(options: try ProfileSource.Options.parse([]), context: context))
         return try NetbootServer(options: options, registry: registry, store: store, logger: logger)
     }
 

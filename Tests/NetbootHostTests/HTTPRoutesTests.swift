@@ -16,10 +16,10 @@ final class HTTPRoutesTests: XCTestCase {
     func makeApp(store: any NixStore = NixStoreCLI()) throws -> some ApplicationProtocol {
         let options = try ServerOptions.parse(["--state-dir", try makeTemporaryDirectory(self, "state")])
         var registry = ModuleRegistry()
-        registry.register(compressor: ZstdCompressor())
+        try registry.register(compressor: ZstdCompressor())
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        registry.register(source: ClosureSource(context: NetbootServer.sourceContext(options: options, store: store, logger: logger)))
+        try registry.register(source: ClosureSource(context: NetbootServer.sourceContext(options: options, store: store, logger: logger)))
         let server = try NetbootServer(options: options, registry: registry, store: store, logger: logger)
         return Application(router: server.makeRouter(), logger: logger)
     }

@@ -25,10 +25,10 @@ struct TestServer {
         if let tool { context.tool = tool }
         self.context = context
         var registry = ModuleRegistry()
-        registry.register(compressor: ZstdCompressor())
-        registry.register(source: ClosureSource(context: context))
-        registry.register(source: ProfileSource(options: try ProfileSource.Options.parse([]), context: context))
-        registry.register(source: try ConfigurationSource(options: try ConfigurationSource.Options.parse(configurationArguments), context: context))
+        try registry.register(compressor: ZstdCompressor())
+        try registry.register(source: ClosureSource(context: context))
+        try registry.register(source: ProfileSource(options: try ProfileSource.Options.parse([]), context: context))
+        try registry.register(source: try ConfigurationSource(options: try ConfigurationSource.Options.parse(configurationArguments), context: context))
         server = try NetbootServer(options: options, registry: registry, store: NixStoreCLI(), logger: logger)
         // The sources' services (their coordinators) run for the test, as the server runs them.
         let services = registry.sources.flatMap(\.services)

@@ -68,11 +68,11 @@ final class SystemLayoutTests: XCTestCase {
         let stateDir = try makeTemporaryDirectory(self, "state")
         let options = try ServerOptions.parse(["--state-dir", stateDir])
         var registry = ModuleRegistry()
-        registry.register(compressor: ZstdCompressor())
+        try registry.register(compressor: ZstdCompressor())
         var logger = Logger(label: "test") { _ in RecordingLogHandler(recorder: recorder) }
         logger.logLevel = .info
         let store = NixStoreCLI()
-        registry.register(source: ClosureSource(context: NetbootServer.sourceContext(options: options, store: store, logger: logger)))
+        try registry.register(source: ClosureSource(context: NetbootServer.sourceContext(options: options, store: store, logger: logger)))
         let server = try NetbootServer(options: options, registry: registry, store: store, logger: logger)
         return (Application(router: server.makeRouter(), logger: logger), stateDir)
     }

@@ -8,16 +8,30 @@ public struct ModuleRegistry: Sendable {
 
     public init() {}
 
-    /// Adds a codec; a second codec with the same name is a programming error.
-    public mutating func register(compressor: any Compressor) {
-        precondition(self.compressor(named: compressor.name) == nil, "codec \(compressor.name) registered twice")
+    /// Adds a codec. Its name goes into cache file names and `--compression`: 1–16 lowercase letters
+    /// or digits, not taken by another codec.
+    public mutating func register(compressor: any Compressor) throws(ModuleRegistrationError) {
+        let name = compressor.name
+        guard (1...16).contains(name.utf8.count), name.utf8.allSatisfy(Self.isLowercaseAlphanumeric) else {
+            throw .invalidName(kind: "codec", name: name, rule: "1 to 16 lowercase letters or digits")
+        }
+        guard self.compressor(named: name) == nil else { throw .duplicate(kind: "codec", name: name) }
         compressors.append(compressor)
     }
 
-    /// Adds a boot source; a second source with the same name is a programming error.
-    public mutating func register(source: any BootSource) {
-        precondition(self.source(named: source.name) == nil, "source \(source.name) registered twice")
+    /// Adds a boot source. Its name is the URL segment after `/dispatch/`: 1–32 lowercase letters,
+    /// digits or hyphens, starting with a letter, not taken by another source.
+    public mutating func register(source: any BootSource) throws(ModuleRegistrationError) {
+        let name = source.name
+        guard (1...32).contains(name.utf8.count), let first = name.utf8.first, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first),
+              name.utf8.allSatisfy({ Self.isLowercaseAlphanumeric($0) || $0 == UInt8(ascii: "-") })
+        else { throw .invalidName(kind: "source", name: name, rule: "1 to 32 lowercase letters, digits or hyphens, starting with a letter") }
+        guard self.source(named: name) == nil else { throw .duplicate(kind: "source", name: name) }
         sources.append(source)
+    }
+
+    static func isLowercaseAlphanumeric(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
     }
 
     public func compressor(named name: String) -> (any Compressor)? { compressors.first { $0.name == name } }
@@ -25,4 +39,17 @@ public struct ModuleRegistry: Sendable {
 
     /// Codec names, as `--compression` lists them.
     public var compressorNames: [String] { compressors.map(\.name) }
+}
+
+/// A module that cannot be registered: the executable refuses to start.
+public enum ModuleRegistrationError: Error, Equatable, CustomStringConvertible {
+    case invalidName(kind: String, name: String, rule: String)
+    case duplicate(kind: String, name: String)
+
+    public var description: String {
+        switch self {
+        case .invalidName(let kind, let name, let rule): "\(kind) name '\(name)' is not \(rule)"
+        case .duplicate(let kind, let name): "\(kind) '\(name)' is registered twice"
+        }
+    }
 }
