@@ -34,6 +34,7 @@ let package = Package(
         .target(
             name: "NetbootHost",
             dependencies: [
+                "CZlib",  // crc32 of cached archives
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

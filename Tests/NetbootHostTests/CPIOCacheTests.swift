@@ -1,3 +1,4 @@
+import CZlib
 import Foundation
 import Logging
 import NetbootHost
@@ -21,18 +22,33 @@ final class CPIOCacheTests: XCTestCase {
 
     func files(_ dir: String) throws -> Set<String> { Set(try FileManager.default.contentsOfDirectory(atPath: dir)) }
 
-    func testArchivesAreReadOnlyAndNamedByAllFourParts() async throws {
+    /// The names of the files in `dir`, with the checksum of our archives left out.
+    func baseNames(_ dir: String) throws -> Set<String> {
+        Set(try files(dir).map { CacheKey.parse(archiveFileName: $0)?.key.fileName ?? $0 })
+    }
+
+    func testArchivesAreReadOnlyAndNamedByAllFourPartsAndTheirChecksum() async throws {
         let dir = try makeTemporaryDirectory(self)
         let cache = try CPIOCache(directory: dir, capacity: 1000, jobs: 2, logger: logger)
-        let size = try await cache.acquire(key(0), producer: producer(bytes: 100))
-        XCTAssertEqual(size, 100)
+        let contents = (0..<100).map { UInt8(truncatingIfNeeded: $0 &* 37) }
+        let archive = try await cache.acquire(key(0)) { sink in try contents.withUnsafeBytes { try sink.write($0) } }
+        XCTAssertEqual(archive.size, 100)
         await cache.release(key(0))
-        let name = "\(paths[0].name)@nns-cpio-v\(InitrdLayout.formatVersion)@zstd-10"
+        // The CRC-32 in the name is zlib's, computed here independently of the cache.
+        let crc = contents.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt($0.count))) }
+        let name = "\(paths[0].name)@nns-cpio-v\(InitrdLayout.formatVersion)@zstd-10@100-crc32-\(String(format: "%08x", crc))"
         XCTAssertEqual(try files(dir), [name])
+        XCTAssertEqual(archive.path, dir + "/" + name)
         let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/" + name)
         XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o444)
-        XCTAssertEqual(CacheKey(fileName: name), key(0))
-        XCTAssertNil(CacheKey(fileName: name + ".zst"))
+        let parsed = try XCTUnwrap(CacheKey.parse(archiveFileName: name))
+        XCTAssertEqual(parsed.key, key(0))
+        XCTAssertEqual(parsed.checksum, ArchiveChecksum(size: 100, crc32: crc))
+        XCTAssertEqual(try ArchiveChecksum.ofFile(at: archive.path), parsed.checksum)
+        XCTAssertNil(CacheKey.parse(archiveFileName: key(0).fileName), "no checksum")
+        XCTAssertNil(CacheKey.parse(archiveFileName: name + "0"))
+        XCTAssertNil(CacheKey.parse(archiveFileName: key(0).fileName + "@100-crc32-0BADF00D"), "upper-case hex is not ours")
+        XCTAssertNil(CacheKey(fileName: key(0).fileName + ".zst"))
         XCTAssertNil(CacheKey(fileName: paths[0].name + ".cpio.zstd"))
     }
 
@@ -43,12 +59,12 @@ final class CPIOCacheTests: XCTestCase {
             _ = try await cache.acquire(key(i), producer: producer(bytes: 100))
             await cache.release(key(i))
         }
-        let pinned = await cache.pinIfReady(key(0))  // 0 becomes the most recent
+        let pinned = await cache.pin(key(0))  // 0 becomes the most recent
         XCTAssertNotNil(pinned)
         await cache.release(key(0))
         _ = try await cache.acquire(key(3), producer: producer(bytes: 100))
         await cache.release(key(3))
-        XCTAssertEqual(try files(dir), Set([0, 2, 3].map { key($0).fileName }))
+        XCTAssertEqual(try baseNames(dir), Set([0, 2, 3].map { key($0).fileName }))
         let total = await cache.totalBytes
         XCTAssertEqual(total, 300)
     }
@@ -59,10 +75,10 @@ final class CPIOCacheTests: XCTestCase {
         for i in 0..<5 { _ = try await cache.acquire(key(i), producer: producer(bytes: 100)) }
         XCTAssertEqual(try files(dir).count, 5, "a closure larger than the cap still assembles")
         await cache.release((0..<5).map(key))
-        XCTAssertEqual(try files(dir), Set([3, 4].map { key($0).fileName }))
+        XCTAssertEqual(try baseNames(dir), Set([3, 4].map { key($0).fileName }))
     }
 
-    func testRestartRebuildsTheIndexRemovesTemporariesAndLeavesForeignFiles() async throws {
+    func testRestartRebuildsTheIndexRemovesTemporariesAndChecksumlessArchivesAndLeavesForeignFiles() async throws {
         let dir = try makeTemporaryDirectory(self)
         do {
             let cache = try CPIOCache(directory: dir, capacity: 1000, jobs: 2, logger: logger)
@@ -75,13 +91,15 @@ final class CPIOCacheTests: XCTestCase {
         try Data(repeating: 1, count: 10).write(to: URL(fileURLWithPath: dir + "/.nns-tmp-\(key(2).fileName).abc"))
         try Data(repeating: 1, count: 10).write(to: URL(fileURLWithPath: dir + "/\(paths[3].name).cpio.zstd"))
         try Data(repeating: 1, count: 10).write(to: URL(fileURLWithPath: dir + "/\(paths[4].name)@nns-cpio-v999@zstd-10"))
+        // An archive of this format without a checksum (as written before checksums): not adopted.
+        try Data(repeating: 1, count: 10).write(to: URL(fileURLWithPath: dir + "/" + key(5).fileName))
         let counter = PackCounter()
         let cache = try CPIOCache(directory: dir, capacity: 1000, jobs: 2, logger: logger)
         let count = await cache.entryCount, total = await cache.totalBytes
         XCTAssertEqual(count, 2)
         XCTAssertEqual(total, 201)
-        XCTAssertEqual(try files(dir), [key(0).fileName, key(1).fileName, "\(paths[3].name).cpio.zstd", "\(paths[4].name)@nns-cpio-v999@zstd-10"])
-        let size = try await cache.acquire(key(1), producer: producer(bytes: 5, counter: counter))
+        XCTAssertEqual(try baseNames(dir), [key(0).fileName, key(1).fileName, "\(paths[3].name).cpio.zstd", "\(paths[4].name)@nns-cpio-v999@zstd-10"])
+        let size = try await cache.acquire(key(1), producer: producer(bytes: 5, counter: counter)).size
         XCTAssertEqual(size, 101)
         XCTAssertEqual(counter.value, 0, "adopted, not packed again")
         await cache.release(key(1))
@@ -99,7 +117,7 @@ final class CPIOCacheTests: XCTestCase {
             XCTFail("expected an error")
         } catch is Boom {}
         XCTAssertEqual(try files(dir), [])
-        let size = try await cache.acquire(key(0), producer: producer(bytes: 3))
+        let size = try await cache.acquire(key(0), producer: producer(bytes: 3)).size
         XCTAssertEqual(size, 3, "a later request packs it again")
         await cache.release(key(0))
     }
@@ -111,7 +129,7 @@ final class CPIOCacheTests: XCTestCase {
         let make = producer(bytes: 1000, counter: counter, delay: 0.3)
         let k = key(0)
         let sizes = try await withThrowingTaskGroup(of: UInt64.self) { group in
-            for _ in 0..<50 { group.addTask { try await cache.acquire(k, producer: make) } }
+            for _ in 0..<50 { group.addTask { try await cache.acquire(k, producer: make).size } }
             return try await group.reduce(into: []) { $0.append($1) }
         }
         XCTAssertEqual(sizes, Array(repeating: 1000, count: 50))
@@ -147,8 +165,8 @@ final class CPIOCacheTests: XCTestCase {
         let counter = PackCounter()
         let make = producer(bytes: 77, counter: counter, delay: 0.5)
         let k = key(0)
-        let first = Task { try await cache.acquire(k, producer: make) }
-        let second = Task { try await cache.acquire(k, producer: make) }
+        let first = Task { try await cache.acquire(k, producer: make).size }
+        let second = Task { try await cache.acquire(k, producer: make).size }
         try await Task.sleep(for: .milliseconds(100))
         first.cancel()
         do {
@@ -158,7 +176,7 @@ final class CPIOCacheTests: XCTestCase {
         let size = try await second.value
         XCTAssertEqual(size, 77)
         XCTAssertEqual(counter.value, 1)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: cache.filePath(k)))
+        XCTAssertEqual(try baseNames(dir), [k.fileName])
         await cache.release(k)
 
         // Even with every requester gone, the packing finishes into the cache.
@@ -169,7 +187,7 @@ final class CPIOCacheTests: XCTestCase {
         _ = try? await lone.value
         try await Task.sleep(for: .milliseconds(800))
         XCTAssertEqual(counter.value, 2)
-        let ready = await cache.pinIfReady(k2)
+        let ready = await cache.pin(k2)
         XCTAssertNotNil(ready)
         await cache.release(k2)
     }

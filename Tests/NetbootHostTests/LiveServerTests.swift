@@ -27,21 +27,6 @@ final class LiveServerTests: XCTestCase {
         XCTAssertTrue(server.log.contains("packed=500"), server.log)
     }
 
-    func testAFailureAfterTheHeadersClosesTheConnection() throws {
-        let fixtures = PackFixtures.shared
-        let server = try ServerProcess(self, arguments: ["--compression", "gzip"])
-        let url = "\(server.base)/boot/\(fixtures.system.name)/initrd"
-        try shell("curl -sSf -o /dev/null \(url)")
-        // Corrupt one cached archive behind the server's back: it must not send a short body.
-        let file = try shellString("ls $(dirname \(server.logPath))/state/cpio-cache/\(fixtures.tree.name)@*")
-        try shell("chmod u+w '\(file)' && truncate -s 10 '\(file)'")
-        let result = try shell("curl -sS -o /dev/null -w '%{http_code} %{size_download}' \(url)", allowFailure: true)
-        XCTAssertNotEqual(result.status, 0, "curl must see a broken transfer, not a complete short body")
-        XCTAssertTrue([18, 52, 56].contains(result.status), "curl exit \(result.status): \(result.error)")
-        XCTAssertTrue(server.log.contains("closing the connection"), server.log)
-        try shell("curl -sSf -o /dev/null \(server.base)/")  // still serving
-    }
-
     func testSIGTERMLetsAResponseInFlightFinish() async throws {
         let root = try PackFixtures.many(500)
         let server = try ServerProcess(self, arguments: ["--compression", "none"])

@@ -9,33 +9,62 @@ import NIOPosix
 /// The persistent cache of packed archives, one read-only file per ``CacheKey``.
 ///
 /// Files are written to a temporary name in the same directory, fsynced, made read-only and renamed
-/// into place, then the directory is fsynced: a crash leaves either the whole file or a temporary
-/// that the next start removes. Each key is packed once however many requesters want it at the same
-/// moment; a requester that goes away does not stop a packing that others (or the cache) want.
-/// Packings run on a thread pool, at most `jobs` at once. Bookkeeping is ``CacheStateMachine``.
+/// into place under a name that carries their size and CRC-32 (computed while writing), then the
+/// directory is fsynced: a crash leaves either the whole file or a temporary that the next start
+/// removes. Each key is packed once however many requesters want it at the same moment; a requester
+/// that goes away does not stop a packing that others (or the cache) want. Packings run on a thread
+/// pool, at most `jobs` at once. Bookkeeping is ``CacheStateMachine``.
+///
+/// Trust: archives this process wrote are served as they are. Archives found at start-up are
+/// adopted only if their size matches their name, and are read once against their CRC-32 the first
+/// time something pins them (``pin(_:)`` or ``acquire(_:priority:estimatedSize:producer:)``), before
+/// any byte of them is sent; one that fails is removed and packed again. A full disk evicts the least
+/// recently used unpinned archives and retries once, then fails with ``CacheError/outOfSpace``.
 public actor CPIOCache {
     /// Produces an archive into an open file. Runs on a blocking thread.
     public typealias Producer = @Sendable (inout FileDescriptorSink) throws -> Void
 
     public let directory: String
     private var state: CacheStateMachine<CacheKey, UInt64>
+    /// The checksum of every entry on disk (ready or being verified).
+    private var checksums: [CacheKey: ArchiveChecksum] = [:]
     private var producers: [CacheKey: Producer] = [:]
-    private var continuations: [UInt64: CheckedContinuation<UInt64, any Error>] = [:]
+    /// Uncompressed sizes of what is being packed: how much room a retry after ENOSPC wants.
+    private var estimates: [CacheKey: UInt64] = [:]
+    /// Waiters of packings; resumed with nil when they should ask again.
+    private var continuations: [UInt64: CheckedContinuation<ArchiveChecksum?, any Error>] = [:]
+    private var verifications: [CacheKey: Task<Void, Never>] = [:]
     private var nextWaiter: UInt64 = 0
     private let threadPool: NIOThreadPool
     private let logger: Logger
     /// How many archives this process has packed (for logs, tests and benchmarks).
     public private(set) var packedCount = 0
+    /// How many adopted archives were read and matched their checksum, and their bytes.
+    public private(set) var verifiedCount = 0
+    public private(set) var verifiedBytes: UInt64 = 0
+    /// How many entries were dropped because their file vanished, changed size or failed verification.
+    public private(set) var droppedCount = 0
 
     static let temporaryPrefix = ".nns-tmp-"
 
-    /// Opens (creating if needed) the cache directory and rebuilds the index from the files in it.
+    /// Opens (creating if needed) the cache directory, checks that it is writable, and rebuilds the
+    /// index from the files in it.
     ///
     /// Packings run on `threadPool`, or on a pool of `jobs` threads of the cache's own, so that they
     /// never hold up the threads that read files for responses.
+    ///
+    /// - Throws: ``CacheError/notWritable(directory:reason:)`` if the directory cannot be created or
+    ///   written: the server refuses to start rather than fail every boot that needs a packing.
     public init(directory: String, capacity: UInt64, jobs: Int, threadPool: NIOThreadPool? = nil, logger: Logger) throws {
         self.directory = directory
         self.state = CacheStateMachine(capacity: capacity, maximumConcurrentPackings: max(1, jobs))
+        self.logger = logger
+        do {
+            try FileSystem.createDirectories(directory)
+        } catch let error as SystemError where [EACCES, EPERM, EROFS].contains(error.errno) {
+            throw CacheError.notWritable(directory: directory, reason: String(cString: strerror(error.errno)))
+        }
+        try Self.requireWritable(directory)
         if let threadPool {
             self.threadPool = threadPool
         } else {
@@ -43,47 +72,94 @@ public actor CPIOCache {
             pool.start()
             self.threadPool = pool
         }
-        self.logger = logger
-        try FileSystem.createDirectories(directory)
-        let (found, evicted) = try Self.rebuildIndex(directory: directory, into: &state, logger: logger)
-        for key in evicted { Self.remove(directory + "/" + key.fileName) }
-        let bytes = state.totalBytes
+        let scan = try Self.rebuildIndex(directory: directory, into: &state, logger: logger)
+        checksums = scan.adopted
+        for key in scan.evicted {
+            if let checksum = checksums.removeValue(forKey: key) { Self.remove(directory + "/" + key.fileName(checksum: checksum)) }
+        }
+        let bytes = state.totalBytes, count = state.count
         logger.info("cpio cache ready", metadata: [
-            "directory": "\(directory)", "archives": "\(found - evicted.count)", "bytes": "\(bytes)",
-            "capacity": "\(capacity)", "evicted": "\(evicted.count)",
+            "directory": "\(directory)", "archives": "\(count)", "bytes": "\(bytes)",
+            "capacity": "\(capacity)", "evicted": "\(scan.evicted.count)", "removed": "\(scan.removed)",
         ])
     }
 
-    /// The file holding `key` (valid while the caller holds a pin).
-    public nonisolated func filePath(_ key: CacheKey) -> String { directory + "/" + key.fileName }
+    /// The file holding `key` with `checksum` (valid while the caller holds a pin).
+    public nonisolated func filePath(_ key: CacheKey, _ checksum: ArchiveChecksum) -> String {
+        directory + "/" + key.fileName(checksum: checksum)
+    }
 
-    /// Bytes of all archives in the index.
-    public var totalBytes: UInt64 { state.totalBytes }
-    /// Number of archives in the index.
-    public var entryCount: Int { state.count }
+    private func archive(_ key: CacheKey, size: UInt64) -> CachedArchive {
+        // The state machine and `checksums` change together; a missing CRC only makes a name that is
+        // not on disk, which the initrd's check before sending finds and repairs.
+        let checksum = ArchiveChecksum(size: size, crc32: checksums[key]?.crc32 ?? 0)
+        return CachedArchive(key: key, checksum: checksum, path: filePath(key, checksum))
+    }
 
-    /// Pins `key` if it is on disk already; returns its size, or nil without waiting.
-    public func pinIfReady(_ key: CacheKey) -> UInt64? { state.pinIfReady(key) }
+    /// Number of archives on disk, after dropping entries whose file vanished or changed size (one
+    /// `stat` each, and the directory recreated if it is gone).
+    public var entryCount: Int {
+        audit()
+        return state.count
+    }
 
-    /// ``pinIfReady(_:)`` for many keys in one call.
-    public func pinIfReady(_ keys: [CacheKey]) -> [UInt64?] { keys.map { state.pinIfReady($0) } }
+    /// Bytes of the archives on disk, checked like ``entryCount``.
+    public var totalBytes: UInt64 {
+        audit()
+        return state.totalBytes
+    }
 
-    /// Returns the size of the archive for `key`, packing it with `producer` if it is missing, and
-    /// pins it until ``release(_:)``. Cancelling the caller abandons only its own wait. When packings
-    /// queue, a higher `priority` starts first.
-    public func acquire(_ key: CacheKey, priority: UInt64 = 0, producer: @escaping Producer) async throws -> UInt64 {
-        if let size = state.pinIfReady(key) { return size }
+    /// Pins each key whose archive is on disk and proven, verifying adopted archives first (a read
+    /// each, once per process). Nil for keys that are missing, being packed, or failed verification.
+    /// Waits for nothing else.
+    public func pin(_ keys: [CacheKey]) async -> [CachedArchive?] {
+        let pending = keys.compactMap { verificationTask($0) }
+        for task in pending { await task.value }
+        return keys.map { key in state.pinIfReady(key).map { archive(key, size: $0) } }
+    }
+
+    /// ``pin(_:)`` for one key.
+    public func pin(_ key: CacheKey) async -> CachedArchive? { await pin([key])[0] }
+
+    /// Returns the archive for `key`, packing it with `producer` if it is missing (or failed its
+    /// verification), and pins it until ``release(_:)``. Cancelling the caller abandons only its own
+    /// wait. When packings queue, a higher `priority` starts first. `estimatedSize` (the uncompressed
+    /// size) is the room a retry after a full disk makes.
+    public func acquire(
+        _ key: CacheKey, priority: UInt64 = 0, estimatedSize: UInt64 = 0, producer: @escaping Producer
+    ) async throws -> CachedArchive {
+        while true {
+            try Task.checkCancellation()
+            if let verification = verificationTask(key) {
+                await verification.value
+                continue
+            }
+            if let checksum = try await waitForArchive(key, priority: priority, estimatedSize: estimatedSize, producer: producer) {
+                return CachedArchive(key: key, checksum: checksum, path: filePath(key, checksum))
+            }
+        }
+    }
+
+    private func waitForArchive(
+        _ key: CacheKey, priority: UInt64, estimatedSize: UInt64, producer: @escaping Producer
+    ) async throws -> ArchiveChecksum? {
         nextWaiter += 1
         let waiter = nextWaiter
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UInt64, any Error>) in
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ArchiveChecksum?, any Error>) in
                 continuations[waiter] = continuation
                 switch state.acquire(key, waiter: waiter, priority: priority) {
                 case .ready(let size):
                     continuations[waiter] = nil
-                    continuation.resume(returning: size)
+                    continuation.resume(returning: archive(key, size: size).checksum)
+                case .verify:
+                    continuations[waiter] = nil
+                    continuation.resume(returning: nil)
                 case .wait(let startPacking):
-                    if producers[key] == nil { producers[key] = producer }
+                    if producers[key] == nil {
+                        producers[key] = producer
+                        estimates[key] = estimatedSize
+                    }
                     if startPacking { self.startPacking(key) }
                     if Task.isCancelled { cancelWaiter(key, waiter) }
                 }
@@ -93,10 +169,9 @@ public actor CPIOCache {
         }
     }
 
-    /// Ends a pin taken by ``acquire(_:producer:)`` or ``pinIfReady(_:)``.
+    /// Ends a pin taken by ``acquire(_:priority:estimatedSize:producer:)`` or ``pin(_:)``.
     public func release(_ key: CacheKey) {
-        let evicted = state.release(key)
-        evict(evicted)
+        evict(state.release(key))
     }
 
     /// Releases many pins at once.
@@ -104,10 +179,100 @@ public actor CPIOCache {
         for key in keys { evict(state.release(key)) }
     }
 
+    /// For an initrd that found these pinned archives missing or changed on disk before it sent
+    /// anything: releases its pins on them and drops each entry whose file is still wrong (someone
+    /// may have packed it again meanwhile). A vanished directory is recreated and every entry checked.
+    public func discard(_ archives: [CachedArchive]) {
+        for archive in archives { evict(state.release(archive.key)) }
+        if recreateDirectoryIfGone() {
+            audit()
+        } else {
+            for archive in archives { dropIfNotOnDisk(archive.key) }
+        }
+    }
+
+    /// Drops every entry whose file vanished or changed size (one `stat` each); recreates the
+    /// directory if it is gone.
+    public func audit() {
+        _ = recreateDirectoryIfGone()
+        for entry in state.entriesOnDisk { dropIfNotOnDisk(entry.key) }
+    }
+
+    private func dropIfNotOnDisk(_ key: CacheKey) {
+        guard !state.isVerifying(key), let entry = state.entry(key) else { return }
+        let archive = archive(key, size: entry.size)
+        guard !archive.isOnDisk, state.drop(key) else { return }
+        checksums[key] = nil
+        Self.remove(archive.path)
+        droppedCount += 1
+        logger.warning("cached archive vanished or changed size; dropped, it will be packed again", metadata: [
+            "path": "\(key.path.name)", "file": "\(archive.path)",
+        ])
+    }
+
+    /// Recreates the cache directory if it is gone. Returns whether it was.
+    private func recreateDirectoryIfGone() -> Bool {
+        var info = stat()
+        if stat(directory, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR { return false }
+        logger.warning("the cpio cache directory vanished; recreating it, its archives will be packed again", metadata: ["directory": "\(directory)"])
+        do { try FileSystem.createDirectories(directory) } catch {
+            logger.error("cannot recreate the cpio cache directory", metadata: ["directory": "\(directory)", "error": "\(error)"])
+        }
+        return true
+    }
+
     private func cancelWaiter(_ key: CacheKey, _ waiter: UInt64) {
         guard state.cancel(key, waiter: waiter), let continuation = continuations.removeValue(forKey: waiter) else { return }
         continuation.resume(throwing: CancellationError())
     }
+
+    // MARK: - Verification
+
+    /// The running verification of `key`, starting it if `key` is an unverified adopted entry; nil
+    /// if there is nothing to verify.
+    private func verificationTask(_ key: CacheKey) -> Task<Void, Never>? {
+        if let running = verifications[key] { return running }
+        guard let size = state.beginVerification(key) else { return nil }
+        let expected = archive(key, size: size)
+        let pool = threadPool
+        let task = Task {
+            let clock = ContinuousClock()
+            let started = clock.now
+            let found: Result<ArchiveChecksum, any Error>
+            do { found = .success(try await pool.runIfActive { try ArchiveChecksum.ofFile(at: expected.path) }) } catch {
+                found = .failure(error)
+            }
+            self.verificationEnded(expected, found, duration: clock.now - started)
+        }
+        verifications[key] = task
+        return task
+    }
+
+    private func verificationEnded(_ expected: CachedArchive, _ found: Result<ArchiveChecksum, any Error>, duration: Duration) {
+        let key = expected.key
+        verifications[key] = nil
+        if case .success(let checksum) = found, checksum == expected.checksum {
+            state.verificationSucceeded(key)
+            verifiedCount += 1
+            verifiedBytes += checksum.size
+            logger.trace("verified", metadata: ["path": "\(key.path.name)", "bytes": "\(checksum.size)", "duration": "\(duration)"])
+            return
+        }
+        state.verificationFailed(key)
+        checksums[key] = nil
+        Self.remove(expected.path)
+        droppedCount += 1
+        let what: String
+        switch found {
+        case .success(let checksum): what = "read \(checksum), expected \(expected.checksum)"
+        case .failure(let error): what = "\(error)"
+        }
+        logger.warning("cached archive failed verification; removed, it will be packed again", metadata: [
+            "path": "\(key.path.name)", "file": "\(expected.path)", "found": "\(what)",
+        ])
+    }
+
+    // MARK: - Packing
 
     private func startPacking(_ key: CacheKey) {
         guard let producer = producers[key] else { preconditionFailure("no producer for \(key)") }
@@ -118,30 +283,87 @@ public actor CPIOCache {
         Task {
             let clock = ContinuousClock()
             let started = clock.now
-            let result: Result<UInt64, any Error>
-            do {
-                let size = try await pool.runIfActive {
-                    try Self.writeAtomically(directory: directory, name: key.fileName, producer: producer)
+            var result = await Self.pack(key, directory: directory, pool: pool, producer: producer)
+            if case .failure(let failure as PackingOutOfSpace) = result {
+                if self.makeRoom(for: key, after: failure) {
+                    result = await Self.pack(key, directory: directory, pool: pool, producer: producer)
                 }
-                result = .success(size)
-                logger.debug("packed", metadata: ["path": "\(key.path.name)", "bytes": "\(size)", "duration": "\(clock.now - started)"])
-            } catch {
-                result = .failure(error)
+                if case .failure(let again as PackingOutOfSpace) = result {
+                    logger.error("out of space while packing; giving up", metadata: [
+                        "path": "\(key.path.name)", "directory": "\(directory)", "error": "\(again)",
+                    ])
+                    result = .failure(CacheError.outOfSpace)
+                }
+            }
+            switch result {
+            case .success(let checksum):
+                logger.debug("packed", metadata: ["path": "\(key.path.name)", "bytes": "\(checksum.size)", "duration": "\(clock.now - started)"])
+            case .failure(CacheError.outOfSpace):
+                break
+            case .failure(let error):
                 logger.error("packing failed", metadata: ["path": "\(key.path.name)", "error": "\(error)"])
             }
             self.packingEnded(key, result)
         }
     }
 
-    private func packingEnded(_ key: CacheKey, _ result: Result<UInt64, any Error>) {
+    private static func pack(
+        _ key: CacheKey, directory: String, pool: NIOThreadPool, producer: @escaping Producer
+    ) async -> Result<ArchiveChecksum, any Error> {
+        do {
+            return .success(try await pool.runIfActive { try writeAtomically(directory: directory, key: key, producer: producer) })
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// After a packing of `key` ran out of space: evicts least recently used archives that no initrd
+    /// pins until the free space reaches what the archive may need (its uncompressed size, or twice
+    /// what the failed attempt wrote). Returns whether a retry is worth it; evicts nothing if even
+    /// evicting every unpinned archive could not make the room.
+    private func makeRoom(for key: CacheKey, after failure: PackingOutOfSpace) -> Bool {
+        let estimate = estimates[key] ?? 0
+        let needed = estimate > 0 ? estimate + (64 << 10) : 2 * failure.written + (1 << 20)
+        let free = Self.availableBytes(directory) ?? 0
+        let short = needed > free ? needed - free : 0
+        guard short > 0 else {
+            logger.notice("out of space while packing, with room now; retrying once", metadata: ["path": "\(key.path.name)"])
+            return true
+        }
+        guard short <= state.unpinnedBytes else {
+            logger.warning("out of space while packing; evicting every unused archive would not make room", metadata: [
+                "path": "\(key.path.name)", "needed": "\(needed)", "free": "\(free)", "evictable": "\(state.unpinnedBytes)",
+            ])
+            return false
+        }
+        let evicted = state.evictUnpinned(atLeast: short)
+        evict(evicted)
+        logger.notice("out of space while packing; evicted least recently used archives, retrying once", metadata: [
+            "path": "\(key.path.name)", "evicted": "\(evicted.count)", "needed": "\(needed)", "free": "\(free)",
+        ])
+        return !evicted.isEmpty
+    }
+
+    private func packingEnded(_ key: CacheKey, _ result: Result<ArchiveChecksum, any Error>) {
         producers[key] = nil
+        estimates[key] = nil
         let completion: CacheStateMachine<CacheKey, UInt64>.Completion
         switch result {
-        case .success(let size):
+        case .success(let checksum):
             packedCount += 1
-            completion = state.packingSucceeded(key, size: size)
-            for waiter in completion.waiters { continuations.removeValue(forKey: waiter)?.resume(returning: size) }
+            checksums[key] = checksum
+            completion = state.packingSucceeded(key, size: checksum.size)
+            for waiter in completion.waiters { continuations.removeValue(forKey: waiter)?.resume(returning: checksum) }
         case .failure(let error):
+            if case CacheError.outOfSpace = error {
+                // The disk is full: what is queued is not started (it would only fill it again).
+                let stopped = state.failQueued()
+                for queued in stopped.keys {
+                    producers[queued] = nil
+                    estimates[queued] = nil
+                }
+                for waiter in stopped.waiters { continuations.removeValue(forKey: waiter)?.resume(throwing: error) }
+            }
             completion = state.packingFailed(key)
             for waiter in completion.waiters { continuations.removeValue(forKey: waiter)?.resume(throwing: error) }
         }
@@ -151,7 +373,9 @@ public actor CPIOCache {
 
     private func evict(_ keys: [CacheKey]) {
         guard !keys.isEmpty || state.overshoot > 0 else { return }
-        for key in keys { Self.remove(filePath(key)) }
+        for key in keys {
+            if let checksum = checksums.removeValue(forKey: key) { Self.remove(filePath(key, checksum)) }
+        }
         if !keys.isEmpty {
             logger.debug("evicted", metadata: ["archives": "\(keys.count)", "bytes": "\(state.totalBytes)"])
         }
@@ -164,56 +388,129 @@ public actor CPIOCache {
 
     // MARK: - Disk
 
-    /// Writes one archive under a temporary name and renames it into place. Returns its size.
-    static func writeAtomically(directory: String, name: String, producer: Producer) throws -> UInt64 {
-        let temporary = directory + "/" + temporaryPrefix + name + "." + String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SystemError(operation: "create \(temporary)", errno: errno) }
+    /// Writes one archive under a temporary name and renames it into place under its checksummed
+    /// name. Returns its size and CRC-32. A full disk throws ``PackingOutOfSpace``; the temporary is
+    /// removed whatever fails.
+    static func writeAtomically(directory: String, key: CacheKey, producer: Producer) throws -> ArchiveChecksum {
+        let temporary = directory + "/" + temporaryPrefix + key.fileName + "." + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        var fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd < 0 && errno == ENOENT {
+            // The directory was removed under the running server: make it again.
+            try FileSystem.createDirectories(directory)
+            fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        }
+        guard fd >= 0 else {
+            let error = SystemError(operation: "create \(temporary)", errno: errno)
+            if isOutOfSpace(error) { throw PackingOutOfSpace(written: 0, underlying: error) }
+            throw error
+        }
         var committed = false
         defer {
             close(fd)
             if !committed { unlink(temporary) }
         }
-        var sink = FileDescriptorSink(descriptor: fd)
-        try producer(&sink)
-        guard fsync(fd) == 0 else { throw SystemError(operation: "fsync \(temporary)", errno: errno) }
-        guard fchmod(fd, 0o444) == 0 else { throw SystemError(operation: "chmod \(temporary)", errno: errno) }
-        let final = directory + "/" + name
-        guard rename(temporary, final) == 0 else { throw SystemError(operation: "rename \(temporary)", errno: errno) }
-        committed = true
-        try FileSystem.syncDirectory(directory)
-        return sink.bytesWritten
-    }
-
-    static func remove(_ path: String) {
-        if unlink(path) != 0 && errno != ENOENT {
-            // Nothing else to do: the index already forgot it; the next start sees the file again.
-            _ = errno
+        do {
+            var sink = FileDescriptorSink(descriptor: fd)
+            try producer(&sink)
+            guard fsync(fd) == 0 else { throw SystemError(operation: "fsync \(temporary)", errno: errno) }
+            guard fchmod(fd, 0o444) == 0 else { throw SystemError(operation: "chmod \(temporary)", errno: errno) }
+            let checksum = sink.checksum
+            let final = directory + "/" + key.fileName(checksum: checksum)
+            guard rename(temporary, final) == 0 else { throw SystemError(operation: "rename \(temporary)", errno: errno) }
+            committed = true
+            try FileSystem.syncDirectory(directory)
+            return checksum
+        } catch let error as SystemError where isOutOfSpace(error) {
+            var info = stat()
+            let written = fstat(fd, &info) == 0 ? UInt64(info.st_size) : 0
+            throw PackingOutOfSpace(written: written, underlying: error)
         }
     }
 
-    /// Scans the directory: removes temporaries, adopts our archives oldest first, leaves other files alone.
-    static func rebuildIndex(
-        directory: String, into state: inout CacheStateMachine<CacheKey, UInt64>, logger: Logger
-    ) throws -> (found: Int, evicted: [CacheKey]) {
-        var found: [(key: CacheKey, size: UInt64, mtime: Int)] = []
+    static func isOutOfSpace(_ error: SystemError) -> Bool { error.errno == ENOSPC || error.errno == EDQUOT }
+
+    /// Bytes an unprivileged writer may still use on the file system of `path`.
+    static func availableBytes(_ path: String) -> UInt64? {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return nil }
+        return UInt64(info.f_bavail) * UInt64(info.f_frsize)
+    }
+
+    /// Creates and removes a probe file: a read-only mount or a directory the server may not write is
+    /// found at start-up, not by the first boot. A full disk is not an error here (it gets 507 later).
+    static func requireWritable(_ directory: String) throws {
+        let probe = directory + "/" + temporaryPrefix + "probe." + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            let code = errno
+            if code == ENOSPC || code == EDQUOT { return }
+            throw CacheError.notWritable(directory: directory, reason: String(cString: strerror(code)))
+        }
+        close(fd)
+        unlink(probe)
+    }
+
+    static func remove(_ path: String) {
+        // Nothing else to do if this fails: the index already forgot it; the next start checks it again.
+        _ = unlink(path)
+    }
+
+    /// What a scan of the directory at start-up found.
+    struct Scan {
+        var adopted: [CacheKey: ArchiveChecksum] = [:]
+        var evicted: [CacheKey] = []
+        /// Temporaries and rejected archives removed.
         var removed = 0
+    }
+
+    /// Scans the directory: removes temporaries, removes archives of our format whose name carries
+    /// no checksum or whose size differs from it (and all but the newest of one key), adopts the
+    /// rest unverified, oldest first, and leaves other files alone.
+    static func rebuildIndex(directory: String, into state: inout CacheStateMachine<CacheKey, UInt64>, logger: Logger) throws -> Scan {
+        var found: [(name: String, key: CacheKey, checksum: ArchiveChecksum, mtime: Int)] = []
+        var scan = Scan()
+        var temporaries = 0
         for name in try FileSystem.listDirectory(directory) {
             let path = directory + "/" + name
             if name.hasPrefix(temporaryPrefix) {
                 unlink(path)
-                removed += 1
+                temporaries += 1
                 continue
             }
-            guard let key = CacheKey(fileName: name), key.formatVersion == InitrdLayout.formatVersion else { continue }
-            var info = stat()
-            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
-            found.append((key, UInt64(info.st_size), info.st_mtim.tv_sec))
+            if let (key, checksum) = CacheKey.parse(archiveFileName: name) {
+                guard key.formatVersion == InitrdLayout.formatVersion else { continue }
+                var info = stat()
+                guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+                guard UInt64(info.st_size) == checksum.size else {
+                    logger.warning("cached archive has the wrong size; removed", metadata: [
+                        "file": "\(path)", "bytes": "\(info.st_size)", "expected": "\(checksum.size)",
+                    ])
+                    unlink(path)
+                    scan.removed += 1
+                    continue
+                }
+                found.append((name, key, checksum, info.st_mtim.tv_sec))
+            } else if let key = CacheKey(fileName: name), key.formatVersion == InitrdLayout.formatVersion {
+                logger.notice("cached archive has no checksum in its name; removed", metadata: ["file": "\(path)"])
+                unlink(path)
+                scan.removed += 1
+            }
         }
-        if removed > 0 { logger.notice("removed half-written archives", metadata: ["count": "\(removed)"]) }
-        found.sort { ($0.mtime, $0.key.fileName) < ($1.mtime, $1.key.fileName) }
-        var evicted: [CacheKey] = []
-        for item in found { evicted += state.adopt(item.key, size: item.size) }
-        return (found.count, evicted)
+        if temporaries > 0 { logger.notice("removed half-written archives", metadata: ["count": "\(temporaries)"]) }
+        scan.removed += temporaries
+        found.sort { ($0.mtime, $0.name) < ($1.mtime, $1.name) }
+        var newest: [CacheKey: Int] = [:]
+        for (index, item) in found.enumerated() {
+            if let older = newest[item.key] {
+                unlink(directory + "/" + found[older].name)
+                scan.removed += 1
+            }
+            newest[item.key] = index
+        }
+        for (index, item) in found.enumerated() where newest[item.key] == index {
+            scan.adopted[item.key] = item.checksum
+            scan.evicted += state.adopt(item.key, size: item.checksum.size)
+        }
+        return scan
     }
 }

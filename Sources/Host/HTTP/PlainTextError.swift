@@ -63,6 +63,8 @@ extension PlainTextError {
             case .notFound(let reason): PlainTextError(.notFound, reason)
             case .upstreamFailed(let reason): PlainTextError(.badGateway, reason)
             }
+        case CacheError.outOfSpace:
+            PlainTextError(.init(code: 507, reasonPhrase: "Insufficient Storage"), "the server's cpio cache is out of disk space; try again later")
         case let error as NixCommandError:
             PlainTextError(.badGateway, "nix failed: \((error.command.first ?? "nix").split(separator: "/").last ?? "nix") (details in the server log)")
         default: PlainTextError(.internalServerError, "internal error (details in the server log)")

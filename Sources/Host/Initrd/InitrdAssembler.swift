@@ -41,44 +41,76 @@ public actor InitrdAssembler {
     ///
     /// Requests for the same system at the same moment (a rack booting) share one packing pass: one
     /// `nix-store --dump-db`, one acquisition per path; the others wait for it and then pin.
+    ///
+    /// Before it returns (so before any header is sent), every member is checked on disk with one
+    /// `stat`: an archive that vanished or changed size (or a removed cache directory) is dropped and
+    /// packed again, never sent short under a full length. Archives adopted at start-up are read
+    /// against their checksum the first time they are pinned.
     public func initrd(for root: StorePath) async throws -> Initrd {
         let closure = try await closure(of: root)
         let cache = self.cache
         let keys = closure.map(key)
-        var sizes = await cache.pinIfReady(keys)
-        if sizes.contains(nil) {
+        var vanished = 0
+        for _ in 0..<3 {
+            let archives = try await pinArchives(root: root, closure: closure, keys: keys)
+            let stale = await Self.notOnDisk(archives)
+            if stale.isEmpty {
+                var members: [Initrd.Member] = [.bytes(InitrdLayout.leader), .bytes(InitrdLayout.loader)]
+                for archive in archives { members.append(.file(path: archive.path, size: archive.size)) }
+                return Initrd(root: root, closure: closure, members: members) { await cache.release(keys) }
+            }
+            vanished = stale.count
+            logger.warning("cached archives vanished or changed on disk; packing them again", metadata: [
+                "root": "\(root.name)", "archives": "\(stale.count)",
+            ])
+            let staleKeys = Set(stale.map(\.key))
+            await cache.discard(stale)
+            await cache.release(keys.filter { !staleKeys.contains($0) })
+        }
+        throw CacheError.keepsVanishing(count: vanished)
+    }
+
+    /// The archives whose file is not on disk with its size (one `stat` each, off the actor).
+    nonisolated static func notOnDisk(_ archives: [CachedArchive]) async -> [CachedArchive] {
+        archives.filter { !$0.isOnDisk }
+    }
+
+    /// Pins the archive of every path of `closure`, packing what is missing; on failure, holds no pins.
+    private func pinArchives(root: StorePath, closure: [StorePath], keys: [CacheKey]) async throws -> [CachedArchive] {
+        let cache = self.cache
+        var archives = await cache.pin(keys)
+        if archives.contains(nil) {
             do {
                 try await packingPasses.run(root) { try await self.packingPass(root: root, closure: closure) }
                 // Pin what the pass made. Whatever was evicted meanwhile (a cache smaller than the
                 // closure) is packed again here, pinned for this request from the start.
-                let again = await cache.pinIfReady(keys.indices.filter { sizes[$0] == nil }.map { keys[$0] })
-                var next = again.makeIterator()
-                var stillMissing: [Int] = []
-                for index in keys.indices where sizes[index] == nil {
-                    sizes[index] = next.next()!
-                    if sizes[index] == nil { stillMissing.append(index) }
-                }
+                let missing = keys.indices.filter { archives[$0] == nil }
+                let again = await cache.pin(missing.map { keys[$0] })
+                for (index, archive) in zip(missing, again) { archives[index] = archive }
+                let stillMissing = keys.indices.filter { archives[$0] == nil }
                 if !stillMissing.isEmpty {
                     let acquired = try await acquire(stillMissing.map { closure[$0] })
-                    for index in stillMissing { sizes[index] = acquired[closure[index]] }
+                    for index in stillMissing { archives[index] = acquired[closure[index]] }
                 }
             } catch {
-                await cache.release(keys.indices.filter { sizes[$0] != nil }.map { keys[$0] })
+                await cache.release(archives.compactMap { $0?.key })
                 throw error
             }
         }
-        var members: [Initrd.Member] = [.bytes(InitrdLayout.leader), .bytes(InitrdLayout.loader)]
-        for (index, key) in keys.enumerated() {
-            members.append(.file(path: cache.filePath(key), size: sizes[index]!))
+        let pinned = archives.compactMap { $0 }
+        guard pinned.count == keys.count else {
+            // Not reachable: `acquire` returns every path it was given or throws.
+            await cache.release(pinned.map(\.key))
+            throw CacheError.keepsVanishing(count: keys.count - pinned.count)
         }
-        return Initrd(root: root, closure: closure, members: members) { await cache.release(keys) }
+        return pinned
     }
 
     /// Packs every path of `closure` that is not cached yet; holds no pins afterwards.
     private func packingPass(root: StorePath, closure: [StorePath]) async throws {
         let keys = closure.map(key)
-        let ready = await cache.pinIfReady(keys)
-        await cache.release(keys.indices.filter { ready[$0] != nil }.map { keys[$0] })
+        let ready = await cache.pin(keys)
+        await cache.release(ready.compactMap { $0?.key })
         let missing = closure.indices.filter { ready[$0] == nil }.map { closure[$0] }
         guard !missing.isEmpty else { return }
         let acquired = try await acquire(missing)
@@ -87,43 +119,44 @@ public actor InitrdAssembler {
     }
 
     /// Acquires (packing as needed) and pins the archives of `paths`; on failure, holds no pins.
-    /// The registrations of all of them come from one `nix-store --dump-db`.
-    private func acquire(_ paths: [StorePath]) async throws -> [StorePath: UInt64] {
+    /// The registrations of all of them come from one `nix-store --dump-db`. The first failure
+    /// cancels the rest of the pass (queued packings nobody else waits for are not started).
+    private func acquire(_ paths: [StorePath]) async throws -> [StorePath: CachedArchive] {
         let cache = self.cache
-        var sizes: [StorePath: UInt64] = [:]
+        var archives: [StorePath: CachedArchive] = [:]
         do {
             let registrations = try await store.registrations(of: paths)
             let packer = self.packer
-            try await withThrowingTaskGroup(of: (StorePath, UInt64).self) { group in
+            try await withThrowingTaskGroup(of: (StorePath, CachedArchive).self) { group in
                 for path in paths {
                     let registration = registrations[path] ?? []
                     let key = self.key(path)
                     // Largest first, so that a big path does not start last and finish alone.
                     let narSize = NixDatabaseDump.narSize(of: registration) ?? 0
                     group.addTask {
-                        let size = try await cache.acquire(key, priority: narSize) { sink in
+                        let archive = try await cache.acquire(key, priority: narSize, estimatedSize: narSize) { sink in
                             sink = try packer.pack(path, registration: registration, into: sink)
                         }
-                        return (path, size)
+                        return (path, archive)
                     }
                 }
                 while let result = await group.nextResult() {
                     switch result {
-                    case .success(let (path, size)): sizes[path] = size
+                    case .success(let (path, archive)): archives[path] = archive
                     case .failure(let error):
                         group.cancelAll()
                         // Collect the pins the others got before giving up.
                         while let rest = await group.nextResult() {
-                            if case .success(let (path, size)) = rest { sizes[path] = size }
+                            if case .success(let (path, archive)) = rest { archives[path] = archive }
                         }
                         throw error
                     }
                 }
             }
         } catch {
-            await cache.release(sizes.keys.map(key))
+            await cache.release(archives.values.map(\.key))
             throw error
         }
-        return sizes
+        return archives
     }
 }

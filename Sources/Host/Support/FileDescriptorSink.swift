@@ -4,10 +4,16 @@ import Glibc
 import Musl
 #endif
 
-/// An ``ArchiveSink`` writing to an open file descriptor, counting the bytes it wrote.
+/// An ``ArchiveSink`` writing to an open file descriptor, counting the bytes it wrote and
+/// computing their CRC-32 on the way (so the cache never reads an archive back to checksum it).
 public struct FileDescriptorSink: ArchiveSink {
     public let descriptor: Int32
     public private(set) var bytesWritten: UInt64 = 0
+    /// The CRC-32 of every byte written so far.
+    public private(set) var crc32: UInt32 = 0
+
+    /// Size and CRC-32 of what was written.
+    public var checksum: ArchiveChecksum { ArchiveChecksum(size: bytesWritten, crc32: crc32) }
 
     public init(descriptor: Int32) { self.descriptor = descriptor }
 
@@ -22,6 +28,7 @@ public struct FileDescriptorSink: ArchiveSink {
             offset += n
         }
         bytesWritten += UInt64(bytes.count)
+        crc32 = ArchiveChecksum.update(crc32, with: bytes)
     }
 }
 
