@@ -6,12 +6,31 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// Libraries a module may use beside the kit (never Hummingbird, NIO or the host).
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+
+/// The modules: codecs and boot sources, each standing on NetbootKit alone. Adding one is one entry
+/// here (its target, wired into the executable and the tests) and one line in the executable.
+let modules: [Target] = [
+    .target(name: "Codecs", dependencies: ["NetbootKit", "CZlib", "CLzma", "CZstd"], path: "Sources/Codecs", swiftSettings: swiftSettings),
+    .target(name: "ClosureSource", dependencies: ["NetbootKit"], path: "Sources/Sources-Closure", swiftSettings: swiftSettings),
+    .target(name: "ProfileSource", dependencies: ["NetbootKit", argumentParser, logging], path: "Sources/Sources-Profile", swiftSettings: swiftSettings),
+    .target(
+        name: "ConfigurationSource", dependencies: ["NetbootKit", argumentParser, logging, serviceLifecycle],
+        path: "Sources/Sources-Configuration", swiftSettings: swiftSettings),
+    .target(
+        name: "HydraSource", dependencies: ["NetbootKit", "CCurl", argumentParser, logging, serviceLifecycle],
+        path: "Sources/Sources-Hydra", swiftSettings: swiftSettings),
+]
+
 let package = Package(
     name: "nix-netboot-serve",
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "nix-netboot-serve", targets: ["nix-netboot-serve"]),
-        .library(name: "NetbootHost", targets: ["NetbootHost"]),
+        .library(name: "NetbootKit", targets: ["NetbootKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -30,13 +49,26 @@ let package = Package(
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
-        // The host: protocols, registry, store client, CPIO packing, cache, assembler, HTTP.
+        // The plugin kit: what a codec or a boot source needs, and nothing of the HTTP host.
+        .target(
+            name: "NetbootKit",
+            dependencies: [
+                argumentParser, logging, serviceLifecycle,
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            path: "Sources/Kit",
+            swiftSettings: swiftSettings
+        ),
+
+        // The host: registry, CPIO packing, cache, assembler, layout reader, HTTP, services.
         .target(
             name: "NetbootHost",
             dependencies: [
+                "NetbootKit",
                 "CZlib",  // crc32 of cached archives
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
+                logging,
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -44,8 +76,7 @@ let package = Package(
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                argumentParser, serviceLifecycle,
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Host",
@@ -54,43 +85,10 @@ let package = Package(
             swiftSettings: [.enableUpcomingFeature("ExistentialAny")]
         ),
 
-        // Codecs: one Compressor per compression the kernel can unpack.
-        .target(
-            name: "Codecs",
-            dependencies: ["NetbootHost", "CZlib", "CLzma", "CZstd"],
-            path: "Sources/Codecs",
-            swiftSettings: swiftSettings
-        ),
-
-        // Boot sources: each resolves /dispatch/NAME/... to a store path.
-        .target(name: "ClosureSource", dependencies: ["NetbootHost"], path: "Sources/Sources-Closure", swiftSettings: swiftSettings),
-        .target(
-            name: "ProfileSource",
-            dependencies: ["NetbootHost", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
-            path: "Sources/Sources-Profile", swiftSettings: [.enableUpcomingFeature("ExistentialAny")]),
-        .target(
-            name: "ConfigurationSource",
-            dependencies: [
-                "NetbootHost", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            path: "Sources/Sources-Configuration", swiftSettings: swiftSettings),
-
-        .target(
-            name: "HydraSource",
-            dependencies: ["NetbootHost", "CCurl", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
-            path: "Sources/Sources-Hydra", swiftSettings: swiftSettings),
-
-        // The composition root.
+        // The composition root: one line per module.
         .executableTarget(
             name: "nix-netboot-serve",
-            dependencies: [
-                "NetbootHost", "Codecs", "ClosureSource", "ProfileSource", "ConfigurationSource", "HydraSource",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
+            dependencies: ["NetbootHost"] + modules.map { .target(name: $0.name) },
             path: "Sources/nix-netboot-serve",
             swiftSettings: swiftSettings
         ),
@@ -98,16 +96,13 @@ let package = Package(
         .testTarget(
             name: "NetbootHostTests",
             dependencies: [
-                "NetbootHost", "Codecs", "ClosureSource", "ProfileSource", "ConfigurationSource", "HydraSource",
-                "CZlib", "CLzma", "CZstd",
+                "NetbootHost", "NetbootKit", "CZlib", "CLzma", "CZstd",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
+                argumentParser, logging, serviceLifecycle,
+            ] + modules.map { .target(name: $0.name) },
             path: "Tests/NetbootHostTests",
             swiftSettings: swiftSettings
         ),
-    ]
+    ] + modules
 )

@@ -1,5 +1,5 @@
 import CZlib
-import NetbootHost
+import NetbootKit
 
 /// gzip through zlib: one gzip member per archive. The kernel unpacks any level.
 public struct GzipCompressor: Compressor {

@@ -1,4 +1,4 @@
-import NetbootHost
+import NetbootKit
 
 /// Stores archives uncompressed; the kernel accepts uncompressed members at 4-byte offsets, and
 /// every newc archive is a multiple of 4 bytes long, so a sequence of them stays aligned.

@@ -1,5 +1,5 @@
 import CLzma
-import NetbootHost
+import NetbootKit
 
 /// xz through liblzma with check CRC32 (the kernel refuses the default CRC64).
 ///

@@ -1,5 +1,5 @@
 import CZstd
-import NetbootHost
+import NetbootKit
 import Synchronization
 
 /// zstd through libzstd: one frame per archive, with its checksum, at levels 1–19 (no long or

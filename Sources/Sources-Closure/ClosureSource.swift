@@ -1,10 +1,10 @@
-import NetbootHost
+import NetbootKit
 
 /// `/dispatch/closure/NAME`: boots the store path named directly. The simplest ``BootSource``.
-public struct ClosureSource: BootSource {
+public struct ClosureSource: BootSourceModule {
     public let store: any NixStore
 
-    public init(context: SourceContext) { self.store = context.store }
+    public init(options: NoOptions = NoOptions(), context: SourceContext) { self.store = context.store }
 
     public var name: String { "closure" }
 

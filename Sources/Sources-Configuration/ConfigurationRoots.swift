@@ -1,5 +1,5 @@
 import Logging
-import NetbootHost
+import NetbootKit
 
 /// Keeps `GC_ROOT_DIR/configuration-NAME` on the result of the newest evaluation *started*.
 ///
@@ -11,7 +11,7 @@ import NetbootHost
 /// followed by it, never overtaken.
 public actor ConfigurationRoots {
     /// Per configuration: the newest evaluation that asked, with its derivation.
-    private var wanted: [String: (evaluation: UInt64, derivation: StorePath.Derivation)] = [:]
+    private var wanted: [String: (evaluation: UInt64, derivation: Derivation)] = [:]
     /// Per configuration: the evaluation its root shows.
     private var applied: [String: UInt64] = [:]
     /// Updates in progress, per configuration, so that they apply in order.
@@ -24,12 +24,12 @@ public actor ConfigurationRoots {
     public nonisolated func rootPath(_ name: String) -> String { context.gcRootDirectory + "/configuration-" + name }
 
     /// Evaluation `id` of `name` gave `derivation`.
-    public func want(_ name: String, evaluation id: UInt64, derivation: StorePath.Derivation) {
+    public func want(_ name: String, evaluation id: UInt64, derivation: Derivation) {
         if id > wanted[name]?.evaluation ?? 0 { wanted[name] = (id, derivation) }
     }
 
     /// `derivation` was built to `path`: moves the roots that want it.
-    public func built(_ derivation: StorePath.Derivation, path: StorePath) async {
+    public func built(_ derivation: Derivation, path: StorePath) async {
         for name in wanted.keys.sorted() where wanted[name]?.derivation == derivation {
             await apply(name, path: path)
         }

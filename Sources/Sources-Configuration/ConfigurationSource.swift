@@ -1,6 +1,6 @@
 import ArgumentParser
 import Logging
-import NetbootHost
+import NetbootKit
 import ServiceLifecycle
 
 /// `/dispatch/configuration/NAME`: evaluates and builds `CONFIG_DIR/NAME/default.nix`.
@@ -12,7 +12,7 @@ import ServiceLifecycle
 /// the same derivation share one build. A build still running after `--build-timeout` answers 503
 /// `Retry-After` and goes on, so the retry joins it. A failure answers iPXE's retry script with one
 /// sanitised line of reason. All of it runs on two ``WorkCoordinator``s, the source's services.
-public struct ConfigurationSource: BootSource {
+public struct ConfigurationSource: BootSourceModule {
     /// The source's command-line options.
     public struct Options: ParsableArguments, Sendable {
         @Option(help: "Directory of configurations/NAME/default.nix (default: STATE_DIR/configurations; configuration booting is on when it exists or is given).")
@@ -35,7 +35,7 @@ public struct ConfigurationSource: BootSource {
     private let buildTimeout: Duration
     private let evaluationTimeout: Duration
     private let context: SourceContext
-    private let evaluations: WorkCoordinator<String, StorePath.Derivation>
+    private let evaluations: WorkCoordinator<String, Derivation>
     private let builds: WorkCoordinator<String, StorePath>
     public let roots: ConfigurationRoots
 
@@ -67,9 +67,9 @@ public struct ConfigurationSource: BootSource {
         let name = try request.segments(1, usage: "/dispatch/configuration/NAME")[0]
         let file = directory + "/" + name + "/default.nix"
         guard FileSystem.exists(file) else { throw DispatchError.notFound("no configuration named \(name)") }
-        let instantiate = context.tool("nix-instantiate"), limit = evaluationTimeout
-        let evaluation: (id: UInt64, drv: StorePath.Derivation)
-        switch await evaluations.run(name, { _ in try await Self.evaluate(file, with: instantiate, within: limit) }) {
+        let store = context.store, limit = evaluationTimeout
+        let evaluation: (id: UInt64, drv: Derivation)
+        switch await evaluations.run(name, { _ in try await Self.evaluate(file, in: store, within: limit) }) {
         case .finished(let id, .success(let drv)):
             evaluation = (id, drv)
         case .finished(_, .failure(let error)):
@@ -80,13 +80,13 @@ public struct ConfigurationSource: BootSource {
             return .stillWorking("too many configurations are being evaluated; configuration \(name) waits its turn")
         }
         await roots.want(name, evaluation: evaluation.id, derivation: evaluation.drv)
-        let realise = context.tool("nix-store"), roots = self.roots, drv = evaluation.drv
+        let roots = self.roots, drv = evaluation.drv
         // The build and the root update belong to the configuration, not to this request: they go on
         // after a timeout or a disconnect.
         switch await builds.run(drv.path, deadline: buildTimeout, { _ in
-            let output = try await realise.run(["--realise", drv.path])
-            let first = String(decoding: output, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
-            let path = try StorePath(absolutePath: first)
+            guard let path = try await store.build(drv).first else {
+                throw ConfigurationError.evaluation("\(drv) has no outputs")
+            }
             await roots.built(drv, path: path)
             return path
         }) {
@@ -101,23 +101,19 @@ public struct ConfigurationSource: BootSource {
         }
     }
 
-    /// `nix-instantiate FILE`, which must print exactly one derivation, ended after `limit`.
-    static func evaluate(_ file: String, with instantiate: NixCommand, within limit: Duration) async throws -> StorePath.Derivation {
-        let output = try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
-            group.addTask { try await instantiate.run([file]) }
+    /// `nix-instantiate FILE`, which must give exactly one derivation, ended (with what it started)
+    /// after `limit`.
+    static func evaluate(_ file: String, in store: any NixStore, within limit: Duration) async throws -> Derivation {
+        try await withThrowingTaskGroup(of: Derivation?.self) { group in
+            group.addTask { try await store.instantiate(file: file) }
             group.addTask {
                 try await Task.sleep(for: limit)
                 return nil
             }
             defer { group.cancelAll() }
-            guard let first = try await group.next(), let output = first else { throw ConfigurationError.timedOut(limit) }
-            return output
+            guard let first = try await group.next(), let derivation = first else { throw ConfigurationError.timedOut(limit) }
+            return derivation
         }
-        let lines = String(decoding: output, as: UTF8.self).split(separator: "\n").map(String.init)
-        guard lines.count == 1, lines[0].hasSuffix(".drv") else {
-            throw ConfigurationError.evaluation("default.nix must evaluate to exactly one derivation, not \(lines.count)")
-        }
-        return StorePath.Derivation(path: lines[0])
     }
 
     private func failure(_ name: String, _ what: String, _ error: any Error) -> Resolution {
@@ -146,7 +142,6 @@ enum ConfigurationError: Error, CustomStringConvertible {
     }
 }
 
-extension StorePath {
-    /// A derivation file path as `nix-instantiate` printed it.
-    public struct Derivation: Sendable, Hashable { public var path: String }
+extension ConfigurationSource {
+    public static var optionsTitle: String { "Configuration source" }
 }

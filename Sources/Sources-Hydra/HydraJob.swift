@@ -1,4 +1,4 @@
-import NetbootHost
+import NetbootKit
 
 /// One job on one named Hydra, as `/dispatch/hydra/HYDRA/PROJECT/JOBSET/JOB` names it.
 ///

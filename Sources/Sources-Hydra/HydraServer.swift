@@ -1,5 +1,5 @@
 import ArgumentParser
-import NetbootHost
+import NetbootKit
 
 /// A Hydra the operator named with `--hydra NAME=BASE_URL`: the only kind this server contacts.
 struct HydraServer: Sendable, Equatable {

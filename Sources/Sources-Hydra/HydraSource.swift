@@ -1,5 +1,5 @@
 import Logging
-import NetbootHost
+import NetbootKit
 
 /// `/dispatch/hydra/HYDRA/PROJECT/JOBSET/JOB`: boots the newest successful build of a Hydra job.
 ///

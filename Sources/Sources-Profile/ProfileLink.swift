@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import NetbootHost
+import NetbootKit
 
 /// Follows a chain of symlinks from a profile to the store path it names.
 enum ProfileLink {

@@ -1,12 +1,12 @@
 import ArgumentParser
 import Logging
-import NetbootHost
+import NetbootKit
 
 /// `/dispatch/profile/NAME`: boots whatever the symlink `PROFILE_DIR/NAME` points at now.
 ///
 /// The link is read at every request and followed the way Nix profiles chain
 /// (`NAME -> NAME-7-link -> /nix/store/…`), so switching a profile switches what machines boot.
-public struct ProfileSource: BootSource {
+public struct ProfileSource: BootSourceModule {
     /// The source's command-line options.
     public struct Options: ParsableArguments, Sendable {
         @Option(help: "Directory of profile symlinks (default: STATE_DIR/profiles; profile booting is on when it exists or is given).")
@@ -46,4 +46,8 @@ public struct ProfileSource: BootSource {
         }
         return .storePath(path)
     }
+}
+
+extension ProfileSource {
+    public static var optionsTitle: String { "Profile source" }
 }

@@ -1,17 +1,15 @@
-import ArgumentParser
 import ClosureSource
-import ConfigurationSource
 import Codecs
-import Hummingbird
+import ConfigurationSource
 import HydraSource
-import Logging
 import NetbootHost
 import ProfileSource
 
-/// The composition root: the one place that knows every module.
+/// The composition root: the one place that knows every module. Adding a codec or a boot source is
+/// one line in one of these lists (and its target in Package.swift); a source's options come with it.
 @main
-struct NixNetbootServe: AsyncParsableCommand {
-    /// Every codec this build offers, the default first. Adding one is one line here.
+enum NixNetbootServe {
+    /// Every codec this build offers, the default first.
     static let codecs: [any Compressor] = [
         ZstdCompressor(),
         XzCompressor(),
@@ -19,51 +17,17 @@ struct NixNetbootServe: AsyncParsableCommand {
         NoneCompressor(),
     ]
 
-    /// Every codec and source this build offers. Adding a source is one line here (and its options below).
-    func makeRegistry(context: SourceContext) throws -> ModuleRegistry {
-        var registry = ModuleRegistry()
-        for codec in Self.codecs { try registry.register(compressor: codec) }
-        try registry.register(source: ClosureSource(context: context))
-        try registry.register(source: ProfileSource(options: profile, context: context))
-        try registry.register(source: try ConfigurationSource(options: configuration, context: context))
-        try registry.register(source: try HydraSource(options: hydra, context: context))
-        return registry
-    }
+    /// Every boot source this build offers, served under `/dispatch/NAME/`.
+    static let sources: [any BootSourceModule.Type] = [
+        ClosureSource.self,
+        ProfileSource.self,
+        ConfigurationSource.self,
+        HydraSource.self,
+    ]
 
-    static let configuration = CommandConfiguration(
-        commandName: "nix-netboot-serve",
-        abstract: "Netboots NixOS systems over HTTP to iPXE, packing each store path once.",
-        discussion: "--compression takes: \(codecs.map(\.name).joined(separator: ", "))."
-    )
-
-    @OptionGroup(title: "Server")
-    var server: ServerOptions
-
-    @OptionGroup(title: "Profile source")
-    var profile: ProfileSource.Options
-
-    @OptionGroup(title: "Configuration source")
-    var configuration: ConfigurationSource.Options
-
-    @OptionGroup(title: "Hydra source")
-    var hydra: HydraSource.Options
-
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: Logger.Level = .info
-
-    func run() async throws {
-        var logger = Logger(label: "nix-netboot-serve")
-        logger.logLevel = logLevel
-        let files = NetbootServer.raiseOpenFileLimit(to: server.openFiles)
-        let store = NixStoreCLI()
-        let context = NetbootServer.sourceContext(options: server, store: store, logger: logger)
-        let netboot = try NetbootServer(options: server, registry: try makeRegistry(context: context), store: store, logger: logger)
-        logger.info("starting", metadata: [
-            "listen": "\(server.listen)", "compression": "\(netboot.assembler.packer.compressor.name)",
-            "level": "\(netboot.assembler.packer.level)", "open-files": "\(files)", "max-connections": "\(netboot.connectionLimit)",
-        ])
-        try await netboot.makeApplication().runService()
+    static func main() async {
+        await ServerCommand.main(
+            name: "nix-netboot-serve", abstract: "Netboots NixOS systems over HTTP to iPXE, packing each store path once.",
+            codecs: codecs, sources: sources)
     }
 }
-
-extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -168,4 +168,7 @@ final class CountingStore: NixStore, @unchecked Sendable {
     func isValid(_ path: StorePath) async throws -> Bool { record("isValid"); return try await inner.isValid(path) }
     func requisites(of path: StorePath) async throws -> [StorePath] { record("requisites"); return try await inner.requisites(of: path) }
     func registrations(of paths: [StorePath]) async throws -> [StorePath: [UInt8]] { record("registrations"); return try await inner.registrations(of: paths) }
+    func realise(_ path: StorePath, root: String) async throws { record("realise"); try await inner.realise(path, root: root) }
+    func instantiate(file: String) async throws -> Derivation { record("instantiate"); return try await inner.instantiate(file: file) }
+    func build(_ derivation: Derivation) async throws -> [StorePath] { record("build"); return try await inner.build(derivation) }
 }

@@ -21,8 +21,7 @@ struct TestServer {
         options = try ServerOptions.parse(["--state-dir", stateDir] + arguments)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        var context = NetbootServer.sourceContext(options: options, store: NixStoreCLI(), logger: logger)
-        if let tool { context.tool = tool }
+        let context = NetbootServer.sourceContext(options: options, store: tool.map { NixStoreCLI(tool: $0) } ?? NixStoreCLI(), logger: logger)
         self.context = context
         var registry = ModuleRegistry()
         try registry.register(compressor: ZstdCompressor())

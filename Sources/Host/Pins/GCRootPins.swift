@@ -16,7 +16,7 @@ import Logging
 public actor GCRootPins {
     public let directory: String
     public let lifetime: Duration
-    private let tool: NixCommand
+    private let store: any NixStore
     private let logger: Logger
     private let clock: @Sendable () -> Int64
     private var table: PinTable<StorePath>
@@ -31,12 +31,12 @@ public actor GCRootPins {
 
     public init(
         gcRootDirectory: String, lifetime: Duration, maximumPins: Int = 1024,
-        tool: NixCommand = NixCommand(executable: "nix-store"),
+        store: any NixStore = NixStoreCLI(),
         logger: Logger, clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }
     ) throws {
         self.directory = gcRootDirectory + "/pins"
         self.lifetime = lifetime
-        self.tool = tool
+        self.store = store
         self.logger = logger
         self.clock = clock
         self.table = PinTable(lifetime: lifetime.components.seconds, capacity: max(1, maximumPins))
@@ -94,7 +94,7 @@ public actor GCRootPins {
                 }
                 do {
                     rootsCreated += 1
-                    _ = try await tool.run(["--realise", path.absolutePath, "--add-root", directory + "/" + Self.fileName(path), "--indirect"])
+                    try await store.realise(path, root: directory + "/" + Self.fileName(path))
                 } catch {
                     table.creationEnded(path, succeeded: false, now: clock())
                     for waiter in waiters.removeValue(forKey: path) ?? [] { waiter.resume(throwing: PinCreationAbandoned()) }

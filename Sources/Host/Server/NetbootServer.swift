@@ -40,7 +40,7 @@ public struct NetbootServer: Sendable {
         guard (options.maxConnections ?? 1) >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard (1024...(1 << 20)).contains(options.maxHeaderBytes) else { throw ValidationError("--max-header-bytes takes 1024 to 1048576") }
         self.pins = try GCRootPins(
-            gcRootDirectory: gcRoots, lifetime: .seconds(options.pinLifetime), maximumPins: options.maxPins, logger: logger)
+            gcRootDirectory: gcRoots, lifetime: .seconds(options.pinLifetime), maximumPins: options.maxPins, store: store, logger: logger)
         for name in options.disableSource where registry.source(named: name) == nil {
             throw ValidationError("--disable-source: no source named '\(name)' (sources: \(registry.sources.map(\.name).joined(separator: ", ")))")
         }

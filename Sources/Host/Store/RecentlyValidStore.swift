@@ -36,4 +36,10 @@ public actor RecentlyValidStore: NixStore {
     public nonisolated func registrations(of paths: [StorePath]) async throws -> [StorePath: [UInt8]] {
         try await base.registrations(of: paths)
     }
+
+    public nonisolated func realise(_ path: StorePath, root: String) async throws { try await base.realise(path, root: root) }
+
+    public nonisolated func instantiate(file: String) async throws -> Derivation { try await base.instantiate(file: file) }
+
+    public nonisolated func build(_ derivation: Derivation) async throws -> [StorePath] { try await base.build(derivation) }
 }

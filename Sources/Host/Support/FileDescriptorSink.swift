@@ -31,14 +31,3 @@ public struct FileDescriptorSink: ArchiveSink {
         crc32 = ArchiveChecksum.update(crc32, with: bytes)
     }
 }
-
-/// A failed system call, with its errno.
-public struct SystemError: Error, CustomStringConvertible {
-    public var operation: String
-    public var errno: Int32
-    public init(operation: String, errno: Int32) {
-        self.operation = operation
-        self.errno = errno
-    }
-    public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
-}

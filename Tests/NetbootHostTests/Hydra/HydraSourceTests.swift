@@ -19,7 +19,7 @@ final class HydraSourceTests: XCTestCase {
         var logger = Logger(label: "hydra-test")
         logger.logLevel = .critical
         let context = SourceContext(
-            store: NixStoreCLI(), tool: { NixCommand(executable: $0, environment: environment) },
+            store: NixStoreCLI(tool: { NixCommand(executable: $0, environment: environment) }),
             stateDirectory: state, gcRootDirectory: gcRoots, logger: logger)
         var options = HydraSource.Options()
         options.hydras = hydras

@@ -1,0 +1,5 @@
+import NetbootKit
+
+extension HydraSource: BootSourceModule {
+    public static var optionsTitle: String { "Hydra source" }
+}
