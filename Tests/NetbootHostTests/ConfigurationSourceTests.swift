@@ -140,13 +140,8 @@ final class ConfigurationSourceTests: XCTestCase {
         XCTAssertTrue(reason.contains("longer than 1 seconds"), reason)
         let child = Int32(try String(contentsOfFile: dir + "/child", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         XCTAssertGreaterThan(child, 0)
-        var alive = true
-        for _ in 0..<100 where alive {
-            let stat = try shellString("ps -o stat= -p \(child) || true")
-            alive = kill(child, 0) == 0 && !stat.hasPrefix("Z")
-            if alive { try await Task.sleep(for: .milliseconds(50)) }
-        }
-        XCTAssertFalse(alive, "the evaluation's own children are ended with it")
+        let gone = try await waitUntilGone(child)
+        XCTAssertTrue(gone, "the evaluation's own children are ended with it")
     }
 
     func testASlowBuildAnswers503AndTheRetryJoinsIt() async throws {

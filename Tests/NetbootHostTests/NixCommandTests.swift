@@ -55,12 +55,7 @@ final class NixCommandTests: XCTestCase {
         XCTAssertGreaterThan(child, 0)
         run.cancel()
         _ = await run.result
-        var alive = true
-        for _ in 0..<100 where alive {
-            let stat = try shellString("ps -o stat= -p \(child) || true")
-            alive = kill(child, 0) == 0 && !stat.hasPrefix("Z")
-            if alive { try await Task.sleep(for: .milliseconds(50)) }
-        }
-        XCTAssertFalse(alive, "the grandchild of the cancelled tool is gone")
+        let gone = try await waitUntilGone(child)
+        XCTAssertTrue(gone, "the grandchild of the cancelled tool is gone")
     }
 }

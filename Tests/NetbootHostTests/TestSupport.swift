@@ -170,3 +170,13 @@ func packToMemory(_ path: StorePath, compressor: any Compressor, level: Int? = n
 func writeFile(_ bytes: [UInt8], to path: String) throws {
     try Data(bytes).write(to: URL(fileURLWithPath: path))
 }
+
+/// Waits up to five seconds for process `pid` to be gone (or a zombie); returns whether it is.
+func waitUntilGone(_ pid: Int32) async throws -> Bool {
+    for _ in 0..<100 {
+        let stat = try shellString("ps -o stat= -p \(pid) || true")
+        if kill(pid, 0) != 0 || stat.hasPrefix("Z") { return true }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    return false
+}
