@@ -59,6 +59,15 @@ final class RequestReadingStateMachineTests: XCTestCase {
         XCTAssertEqual(busy.parserFailed(answer), .closeAfterResponse, "the request read before is answered first")
     }
 
+    func testABodyCutShortAfterItsRequestWasAnsweredGetsNoSecondAnswer() {
+        var machine = Machine()
+        _ = machine.connectionActive()
+        _ = machine.headRead()  // a PUT with a body the route does not read
+        XCTAssertEqual(machine.responseEnded(), .startBoth, "answered (405) before its body ended")
+        let cut = Machine.Answer(status: .badRequest, text: "incomplete request")
+        XCTAssertEqual(machine.parserFailed(cut), .close, "one answer per request: the connection just closes")
+    }
+
     func testTheClientClosingItsSideLetsTheServerFinish() {
         var nothing = Machine()
         _ = nothing.connectionActive()

@@ -7,8 +7,10 @@ final class ServerProcess: @unchecked Sendable {
     let logPath: String
     private(set) var port = 0
 
-    /// The built `nix-netboot-serve` next to the test bundle.
+    /// The built `nix-netboot-serve` next to the test bundle, or `NNS_SERVER_BINARY` (to run the live
+    /// tests against a release build).
     static var binary: String {
+        if let given = ProcessInfo.processInfo.environment["NNS_SERVER_BINARY"], !given.isEmpty { return given }
         var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         if dir.path.hasSuffix(".xctest/Contents/MacOS") { dir = dir.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
         for candidate in [dir, Bundle.main.bundleURL] {

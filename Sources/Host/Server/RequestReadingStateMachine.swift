@@ -90,11 +90,14 @@ struct RequestReadingStateMachine: Equatable {
     }
 
     /// The HTTP parser gave up on the bytes received: answer, unless a request read before is being
-    /// answered (then that answer goes out, and the connection ends after it).
+    /// answered (then that answer goes out, and the connection ends after it), or the request whose
+    /// body broke off was answered already (a route may answer before reading a body: one answer
+    /// per request, so the connection just closes).
     mutating func parserFailed(_ answer: Answer) -> Ending {
         guard !closing else { return .ignore }
         closing = true
-        return isWaiting ? .answer(answer) : .closeAfterResponse
+        if !isWaiting { return .closeAfterResponse }
+        return readingRequestBody ? .close : .answer(answer)
     }
 
     /// The client closed its side. Whatever is under way finishes and the server closes. (A request
