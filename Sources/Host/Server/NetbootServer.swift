@@ -17,8 +17,13 @@ public struct NetbootServer: Sendable {
     public let pins: GCRootPins
     public let logger: Logger
 
-    /// Validates the options against the registry and opens the cache.
-    public init(options: ServerOptions, registry: ModuleRegistry, store: any NixStore = NixStoreCLI(), logger: Logger) throws {
+    /// Validates the options against the registry and opens the cache. `storeDirectory` (where store
+    /// paths are read) and `rootTool` (what makes the GC roots of pins) are Nix's unless a test
+    /// stands in for the store.
+    public init(
+        options: ServerOptions, registry: ModuleRegistry, store: any NixStore = NixStoreCLI(), logger: Logger,
+        storeDirectory: String = StorePath.storeDirectory, rootTool: NixCommand = NixCommand(executable: "nix-store")
+    ) throws {
         guard let compressor = registry.compressor(named: options.compression) else {
             throw ValidationError("--compression takes one of \(registry.compressorNames.joined(separator: ", ")), not '\(options.compression)'")
         }
@@ -40,14 +45,14 @@ public struct NetbootServer: Sendable {
         guard (options.maxConnections ?? 1) >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard (1024...(1 << 20)).contains(options.maxHeaderBytes) else { throw ValidationError("--max-header-bytes takes 1024 to 1048576") }
         self.pins = try GCRootPins(
-            gcRootDirectory: gcRoots, lifetime: .seconds(options.pinLifetime), maximumPins: options.maxPins, logger: logger)
+            gcRootDirectory: gcRoots, lifetime: .seconds(options.pinLifetime), maximumPins: options.maxPins, tool: rootTool, logger: logger)
         for name in options.disableSource where registry.source(named: name) == nil {
             throw ValidationError("--disable-source: no source named '\(name)' (sources: \(registry.sources.map(\.name).joined(separator: ", ")))")
         }
         self.options = options
         self.registry = registry
         self.store = store
-        self.assembler = InitrdAssembler(store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: level), logger: logger)
+        self.assembler = InitrdAssembler(store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: level, storeDirectory: storeDirectory), logger: logger)
         self.logger = logger
     }
 
