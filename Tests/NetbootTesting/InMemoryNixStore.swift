@@ -72,7 +72,7 @@ public final class InMemoryNixStore: NixStore {
         return try add(name, contents: .directory(entries), references: references)
     }
 
-    /// From now on every query about `path` fails as a broken `nix-store` does.
+    /// From now on every query about `path` (or a closure through it) fails as a broken `nix-store` does.
     public func failQueries(about path: StorePath) {
         state.withLock { _ = $0.failing.insert(path) }
     }
@@ -82,16 +82,18 @@ public final class InMemoryNixStore: NixStore {
 
     public func isValid(_ path: StorePath) async throws -> Bool {
         try state.withLock { state in
-            try Self.check(&state, path, ["--check-validity", path.absolutePath])
+            state.queries += 1
+            try Self.check(state, path, ["--check-validity", path.absolutePath])
             return state.references[path] != nil
         }
     }
 
     public func requisites(of path: StorePath) async throws -> [StorePath] {
         try state.withLock { state in
-            try Self.check(&state, path, ["--query", "--requisites", path.absolutePath])
+            state.queries += 1
             var seen: Set<StorePath> = [], pending = [path]
             while let next = pending.popLast() {
+                try Self.check(state, next, ["--query", "--requisites", path.absolutePath])
                 guard let references = state.references[next] else {
                     throw NixCommandError(
                         command: ["nix-store", "--query", "--requisites", path.absolutePath], status: "exited with 1",
@@ -105,9 +107,10 @@ public final class InMemoryNixStore: NixStore {
 
     public func registrations(of paths: [StorePath]) async throws -> [StorePath: [UInt8]] {
         try state.withLock { state in
+            state.queries += 1
             var result: [StorePath: [UInt8]] = [:]
             for path in paths {
-                try Self.check(&state, path, ["--dump-db", path.absolutePath])
+                try Self.check(state, path, ["--dump-db", path.absolutePath])
                 guard let references = state.references[path] else {
                     throw NixCommandError(
                         command: ["nix-store", "--dump-db", path.absolutePath], status: "exited with 1",
@@ -121,9 +124,8 @@ public final class InMemoryNixStore: NixStore {
         }
     }
 
-    /// Counts a query and throws if `path` is one Nix fails on.
-    private static func check(_ state: inout State, _ path: StorePath, _ arguments: [String]) throws {
-        state.queries += 1
+    /// Throws if `path` is one Nix fails on.
+    private static func check(_ state: State, _ path: StorePath, _ arguments: [String]) throws {
         if state.failing.contains(path) {
             throw NixCommandError(
                 command: ["nix-store"] + arguments, status: "exited with 1",
