@@ -181,7 +181,8 @@ enum RouteOutcomeTable {
             var get = Case(route: route, method: .get, outcome: outcome, status: status, body: body)
             if status == 503 { get.retryAfter = "\(Resolution.retryDelay)" }
             if status == 302 { get.location = true }
-            if case .script(let text) = body, text == "chain" || route == .scripted { get.cacheControl = "no-store" }
+            // A script from /dispatch is a retry script: never cached.
+            if case .script = body, route != .script { get.cacheControl = "no-store" }
             var head = get
             head.method = .head
             cases += [get, head]
