@@ -93,10 +93,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Test support: stand-ins for Nix (an in-memory store over real files) and a scripted source.
+        .target(name: "NetbootTesting", dependencies: ["NetbootHost"], path: "Tests/NetbootTesting", swiftSettings: swiftSettings),
+
         .testTarget(
             name: "NetbootHostTests",
             dependencies: [
-                "NetbootHost", "NetbootKit", "CZlib", "CLzma", "CZstd",
+                "NetbootHost", "NetbootKit", "NetbootTesting", "CZlib", "CLzma", "CZstd",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 argumentParser, logging, serviceLifecycle,

@@ -11,43 +11,9 @@ import NIOCore
 import ProfileSource
 import XCTest
 
-/// What every route answers to every method: the one table the in-memory and the live tests check.
+/// What every error answer must be: the shared checks of the in-memory and the live edge tests.
+/// (What every route answers to every method is ``RouteOutcomeTable``.)
 struct EdgeExpectations {
-    struct Row {
-        var method: HTTPRequest.Method
-        var path: String
-        var status: Int
-        var allow: String?
-    }
-
-    static let otherMethods: [HTTPRequest.Method] = [.post, .put, .delete, .patch, .options]
-    static let allMethods: [HTTPRequest.Method] = [.get, .head] + otherMethods
-
-    /// GET routes with what they answer for the fixture system.
-    static func getRoutes(_ system: StorePath) -> [(path: String, status: Int)] {
-        [
-            ("/", 200), ("/status", 200), ("/boot/\(system.name)/netboot.ipxe", 200), ("/boot/\(system.name)/bzImage", 200),
-            ("/boot/\(system.name)/initrd", 200), ("/dispatch/closure/\(system.name)", 302),
-        ]
-    }
-
-    static func unknownPaths(_ system: StorePath) -> [String] {
-        ["/favicon.ico", "/boot", "/boot/\(system.name)/", "/boot/\(system.name)/kernel", "/boot/\(system.name)/initrd/x", "/dispatch", "/dispatch/closure", "/nix/store"]
-    }
-
-    static func rows(_ system: StorePath) -> [Row] {
-        var rows: [Row] = []
-        for (path, status) in getRoutes(system) {
-            rows.append(Row(method: .get, path: path, status: status))
-            rows.append(Row(method: .head, path: path, status: status))
-            for method in otherMethods { rows.append(Row(method: method, path: path, status: 405, allow: "GET, HEAD")) }
-        }
-        for path in unknownPaths(system) {
-            for method in allMethods { rows.append(Row(method: method, path: path, status: 404)) }
-        }
-        return rows
-    }
-
     /// A 10 KB name that is not a store path name, and what must not come back.
     static let hugeName = "0123456789abcdfghijklmnpqrsvwxyz-" + String(repeating: "x_", count: 5000)
 
@@ -63,7 +29,8 @@ struct EdgeExpectations {
     }
 }
 
-/// The HTTP edge in memory: every error rendered once, 404/405/HEAD, short path-free texts.
+/// The HTTP edge in memory: every error rendered once, short path-free texts (404/405/HEAD by route:
+/// ``RouteOutcomeTests``).
 final class HTTPEdgeTests: XCTestCase {
     func makeServer(profiles: Bool = false) throws -> NetbootServer {
         let state = try makeTemporaryDirectory(self, "state")
@@ -77,44 +44,6 @@ final class HTTPEdgeTests: XCTestCase {
         try registry.register(source: ClosureSource(context: context))
         try registry.register(source: ProfileSource(options: try ProfileSource.Options.parse([]), context: context))
         return try NetbootServer(options: options, registry: registry, store: store, logger: logger)
-    }
-
-    func testEveryRouteAndMethodInMemory() async throws {
-        let system = PackFixtures.shared.system
-        let app = Application(router: try makeServer().makeRouter())
-        try await app.test(.router) { client in
-            for row in EdgeExpectations.rows(system) {
-                let label = "\(row.method) \(row.path)"
-                let response = try await client.execute(uri: row.path, method: row.method)
-                XCTAssertEqual(Int(response.status.code), row.status, "\(label): \(String(buffer: response.body))")
-                XCTAssertEqual(response.headers[.allow], row.allow, label)
-                XCTAssertNotNil(response.headers[.contentLength], label)
-                if row.method == .head {
-                    XCTAssertEqual(response.body.readableBytes, 0, label)
-                } else {
-                    XCTAssertEqual(response.headers[.contentLength], "\(response.body.readableBytes)", label)
-                }
-                if row.status >= 400 && row.method != .head {
-                    EdgeExpectations.checkErrorLine(String(buffer: response.body), label)
-                }
-            }
-        }
-    }
-
-    func testHeadAnswersWithGetsHeadersOnEveryGetRoute() async throws {
-        let system = PackFixtures.shared.system
-        let app = Application(router: try makeServer().makeRouter())
-        try await app.test(.router) { client in
-            for (path, status) in EdgeExpectations.getRoutes(system) {
-                let get = try await client.execute(uri: path, method: .get)
-                let head = try await client.execute(uri: path, method: .head)
-                XCTAssertEqual(Int(get.status.code), status, path)
-                XCTAssertEqual(head.status, get.status, path)
-                XCTAssertEqual(head.body.readableBytes, 0, path)
-                XCTAssertEqual(head.headers, get.headers, path)
-                XCTAssertEqual(get.headers[.contentLength], "\(get.body.readableBytes)", path)
-            }
-        }
     }
 
     func testErrorTextsAreShortOneLineAndPathFree() async throws {

@@ -148,8 +148,9 @@ private func openWithoutFollowing(_ path: String) -> Int32 {
 }
 
 extension InitrdAssembler {
-    /// The layout reader of `root`, confined to its closure (asked of Nix once, then remembered).
+    /// The layout reader of `root`, confined to its closure (asked of Nix once, then remembered), in
+    /// the store directory the packer reads.
     public func systemLayout(of root: StorePath) async throws -> SystemLayout {
-        SystemLayout(root: root, sortedClosure: try await closure(of: root))
+        SystemLayout(root: root, sortedClosure: try await closure(of: root), storeDirectory: packer.storeDirectory)
     }
 }

@@ -6,15 +6,19 @@
 public struct StorePathPacker: Sendable {
     public var compressor: any Compressor
     public var level: Int
+    /// Where the store paths are read from: `/nix/store`, or a stand-in directory in tests. The
+    /// archive names them `nix/store/NAME` either way.
+    public var storeDirectory: String
 
-    public init(compressor: any Compressor, level: Int) {
+    public init(compressor: any Compressor, level: Int, storeDirectory: String = StorePath.storeDirectory) {
         self.compressor = compressor
         self.level = level
+        self.storeDirectory = storeDirectory
     }
 
     /// Packs `path` with its `registration` into `sink`. Blocking: call it off the cooperative pool.
     public func pack<Sink: ArchiveSink>(_ path: StorePath, registration: [UInt8], into sink: Sink) throws -> Sink {
-        let entries = try StorePathArchiver.walk(path)
+        let entries = try StorePathArchiver.walk(diskPath: storeDirectory + "/" + path.name, archiveName: String(path.absolutePath.dropFirst()))
         let registrationName = InitrdLayout.registrationName(path)
         let size = StorePathArchiver.archiveSize(of: entries, plusFiles: [(registrationName.count, UInt64(registration.count))])
         let encoder = try compressor.makeEncoder(level: level, inputSize: size)

@@ -17,8 +17,12 @@ public struct NetbootServer: Sendable {
     public let pins: GCRootPins
     public let logger: Logger
 
-    /// Validates the options against the registry and opens the cache.
-    public init(options: ServerOptions, registry: ModuleRegistry, store: any NixStore = NixStoreCLI(), logger: Logger) throws {
+    /// Validates the options against the registry and opens the cache. `storeDirectory` (where store
+    /// paths are read) is Nix's unless a test stands in for the store.
+    public init(
+        options: ServerOptions, registry: ModuleRegistry, store: any NixStore = NixStoreCLI(), logger: Logger,
+        storeDirectory: String = StorePath.storeDirectory
+    ) throws {
         guard let compressor = registry.compressor(named: options.compression) else {
             throw ValidationError("--compression takes one of \(registry.compressorNames.joined(separator: ", ")), not '\(options.compression)'")
         }
@@ -47,7 +51,7 @@ public struct NetbootServer: Sendable {
         self.options = options
         self.registry = registry
         self.store = store
-        self.assembler = InitrdAssembler(store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: level), logger: logger)
+        self.assembler = InitrdAssembler(store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: level, storeDirectory: storeDirectory), logger: logger)
         self.logger = logger
     }
 
