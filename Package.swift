@@ -77,7 +77,10 @@ let package = Package(
 
         .target(
             name: "HydraSource",
-            dependencies: ["NetbootHost", "CCurl", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "NetbootHost", "CCurl", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Sources/Sources-Hydra", swiftSettings: swiftSettings),
 
         // The composition root.
