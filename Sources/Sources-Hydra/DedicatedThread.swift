@@ -9,8 +9,9 @@ import Darwin
 /// Runs blocking work (a libcurl transfer) on a thread of its own, away from Swift's cooperative pool
 /// and from NIO's shared thread pool, so a slow Hydra holds up neither the event loops nor file I/O.
 ///
-/// One short-lived thread per call: calls are rare (one per Hydra lookup) and bounded by their own
-/// timeouts, so a pool would only add queueing behind a slow server.
+/// One short-lived thread per call, which ends before the call returns. The callers bound how many
+/// run at once: the Hydra source's lookups are at most `--max-hydra-lookups`, and a cancelled lookup
+/// keeps its place until its transfer has stopped, so the threads are bounded by that flag.
 enum DedicatedThread {
     /// The thread could not be started (the process is out of threads or memory).
     struct StartError: Error, CustomStringConvertible {

@@ -5,8 +5,9 @@ import CCurl
 /// Follows redirects by hand, a bounded number and only within the origin (scheme, host, port) of
 /// the first URL: the server contacts only the Hydras the operator named, even if one of them says
 /// to go elsewhere. Limits the time to connect and the time of each transfer, and refuses bodies
-/// over a size cap. A response of any status is a
-/// success here: the caller decides what a 404 means.
+/// over a size cap. Cancelling the calling task stops the transfer (within about a second, when
+/// libcurl next reports progress) and closes its connection; the call returns only once its thread
+/// is done with it. A response of any status is a success here: the caller decides what a 404 means.
 struct HTTPFetcher: Sendable {
     /// What the server answered (after following redirects).
     struct Response: Sendable {
@@ -31,10 +32,16 @@ struct HTTPFetcher: Sendable {
     var userAgent = "nix-netboot-serve"
 
     /// GETs `url` with the extra header lines `headers` (e.g. `"Accept: application/json"`).
+    /// Cancelling the calling task stops the transfer with a ``Failure``.
     func get(_ url: String, headers: [String] = []) async throws(Failure) -> Response {
+        let cancellation = TransferCancellation()
         let result: Result<Response, Failure>
         do {
-            result = try await DedicatedThread.run { self.performBlocking(url, headers: headers) }
+            result = try await withTaskCancellationHandler {
+                try await DedicatedThread.run { self.performBlocking(url, headers: headers, cancellation: cancellation) }
+            } onCancel: {
+                cancellation.cancel()
+            }
         } catch {
             throw Failure(url: url, message: "\(error)")
         }
@@ -44,9 +51,10 @@ struct HTTPFetcher: Sendable {
     /// `curl_global_init` must run once before any handle exists; a static constant runs it once.
     private static let globalInitialisation: CURLcode = curl_global_init(Int(CURL_GLOBAL_ALL))
 
-    /// The transfer itself; blocks the calling thread until it ends.
-    func performBlocking(_ url: String, headers: [String]) -> Result<Response, Failure> {
+    /// The transfer itself; blocks the calling thread until it ends, or soon after `cancellation` is set.
+    func performBlocking(_ url: String, headers: [String], cancellation: TransferCancellation) -> Result<Response, Failure> {
         func failure(_ message: String) -> Result<Response, Failure> { .failure(Failure(url: url, message: message)) }
+        guard !cancellation.isCancelled else { return failure(TransferCancellation.message) }
         guard Self.globalInitialisation == CURLE_OK else { return failure("libcurl could not be initialised") }
         guard let handle = curl_easy_init() else { return failure("libcurl could not make a handle") }
         defer { curl_easy_cleanup(handle) }
@@ -64,6 +72,7 @@ struct HTTPFetcher: Sendable {
 
         let sink = BodySink(limit: maximumBodySize)
         let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
+        let cancellationPointer = Unmanaged.passUnretained(cancellation).toOpaque()
 
         let settings: [CURLcode] = [
             nns_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer),
@@ -85,6 +94,14 @@ struct HTTPFetcher: Sendable {
                 // Returning less than `length` makes curl stop with CURLE_WRITE_ERROR.
                 return sink.append(UnsafeRawBufferPointer(start: data, count: length)) ? length : 0
             },
+            // Called while connecting and transferring, about once a second even when nothing moves;
+            // non-zero makes curl stop with CURLE_ABORTED_BY_CALLBACK and close the connection.
+            nns_curl_setopt_long(handle, CURLOPT_NOPROGRESS, 0),
+            nns_curl_setopt_pointer(handle, CURLOPT_XFERINFODATA, cancellationPointer),
+            nns_curl_setopt_xferinfo_function(handle) { context, _, _, _, _ in
+                guard let context else { return 0 }
+                return Unmanaged<TransferCancellation>.fromOpaque(context).takeUnretainedValue().isCancelled ? 1 : 0
+            },
         ]
         if let bad = settings.first(where: { $0 != CURLE_OK }) {
             return failure("libcurl refused an option: \(Self.message(bad))")
@@ -94,8 +111,9 @@ struct HTTPFetcher: Sendable {
         var redirects = 0
         while true {
             sink.reset()
-            let code = withExtendedLifetime(sink) { curl_easy_perform(handle) }
+            let code = withExtendedLifetime((sink, cancellation)) { curl_easy_perform(handle) }
             if sink.overflowed { return failure("the response is larger than \(maximumBodySize) bytes") }
+            if code == CURLE_ABORTED_BY_CALLBACK || cancellation.isCancelled { return failure(TransferCancellation.message) }
             guard code == CURLE_OK else {
                 let detail = String(cString: errorBuffer)
                 return failure(detail.isEmpty ? Self.message(code) : detail)

@@ -2,7 +2,7 @@ import NetbootKit
 
 /// One job on one named Hydra, as `/dispatch/hydra/HYDRA/PROJECT/JOBSET/JOB` names it.
 ///
-/// It is the key of the single-flight lookups and names the job's GC root.
+/// It is the key of the shared lookups and names the job's GC root.
 struct HydraJob: Hashable, Sendable, CustomStringConvertible {
     /// The operator's name for the Hydra (`--hydra NAME=…`).
     var hydra: String

@@ -38,6 +38,36 @@ final class HTTPFetcherTests: XCTestCase {
         }
     }
 
+    func testCancellingTheCallerStopsTheTransferAndClosesItsConnection() async throws {
+        try await SilentHydra.with { hydra in
+            let fetcher = HTTPFetcher()
+            let transfer = Task { try await fetcher.get(hydra.baseURL + "/job/P/J/x/latest") }
+            let clock = ContinuousClock()
+            var waited = Duration.zero
+            while hydra.counts.accepted == 0, waited < .seconds(5) {
+                try await Task.sleep(for: .milliseconds(20))
+                waited += .milliseconds(20)
+            }
+            XCTAssertEqual(hydra.counts, .init(accepted: 1, closed: 0), "connected, and held without an answer")
+            let cancelled = clock.now
+            transfer.cancel()
+            do {
+                let response = try await transfer.value
+                XCTFail("a cancelled transfer must fail, got HTTP \(response.status)")
+            } catch let error as HTTPFetcher.Failure {
+                XCTAssertTrue(error.message.contains("cancelled"), error.description)
+            }
+            // libcurl reports progress about once a second while nothing moves.
+            XCTAssertLessThan(clock.now - cancelled, .milliseconds(2500), "the transfer stopped soon after the cancellation")
+            waited = .zero
+            while hydra.counts.closed == 0, waited < .seconds(2) {
+                try await Task.sleep(for: .milliseconds(20))
+                waited += .milliseconds(20)
+            }
+            XCTAssertEqual(hydra.counts, .init(accepted: 1, closed: 1), "the connection was closed")
+        }
+    }
+
     func assertFails(_ fetcher: HTTPFetcher, _ url: String, mentioning expected: String, line: UInt = #line) async {
         do {
             let response = try await fetcher.get(url)

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import NetbootHost
+import ServiceLifecycle
+import Synchronization
 import XCTest
 
 @testable import HydraSource
@@ -10,8 +12,9 @@ import XCTest
 final class HydraSourceTests: XCTestCase {
     let request = DispatchRequest(segments: ["local", "P", "J", "system"], query: nil)
 
-    /// A source trusting `--hydra` values `hydras`, whose Nix tools see `nixConfig` (if any).
-    func makeSource(_ hydras: [String], timeout: Int = 60, nixConfig: String? = nil) throws -> (HydraSource, gcRoots: String) {
+    /// A source trusting `--hydra` values `hydras`, whose Nix tools see `nixConfig` (if any) and are
+    /// found in `tools` (if given), with its services running until the test ends.
+    func makeSource(_ hydras: [String], timeout: Int = 60, nixConfig: String? = nil, tools: String? = nil) throws -> (HydraSource, gcRoots: String) {
         let state = try temporaryDirectory(self, "state")
         let gcRoots = state + "/gc-roots"
         try FileManager.default.createDirectory(atPath: gcRoots, withIntermediateDirectories: true)
@@ -19,12 +22,31 @@ final class HydraSourceTests: XCTestCase {
         var logger = Logger(label: "hydra-test")
         logger.logLevel = .critical
         let context = SourceContext(
-            store: NixStoreCLI(tool: { NixCommand(executable: $0, environment: environment) }),
+            store: NixStoreCLI(tool: { name in NixCommand(executable: tools.map { $0 + "/" + name } ?? name, environment: environment) }),
             stateDirectory: state, gcRootDirectory: gcRoots, logger: logger)
-        var options = HydraSource.Options()
+        var options = try HydraSource.Options.parse([])
         options.hydras = hydras
         options.hydraTimeout = timeout
-        return (try HydraSource(options: options, context: context), gcRoots)
+        let source = try HydraSource(options: options, context: context)
+        // The source's coordinators run for the test, as the server runs them.
+        let services = source.services
+        let running = Task {
+            await withDiscardingTaskGroup { group in
+                for service in services { group.addTask { try? await service.run() } }
+            }
+        }
+        addTeardownBlock {
+            running.cancel()
+            await running.value
+        }
+        return (source, gcRoots)
+    }
+
+    /// A store path that is valid already (no substitution needed), with a name of its own.
+    func validPath(_ label: String) throws -> StorePath {
+        let directory = try temporaryDirectory(self, label)
+        try "\(label) \(UUID().uuidString)\n".write(toFile: directory + "/\(label)-hydra-build", atomically: true, encoding: .utf8)
+        return try StorePath(absolutePath: try sh("nix-store --add \(directory)/\(label)-hydra-build").output)
     }
 
     func assertUpstreamFailure(
@@ -153,15 +175,13 @@ final class HydraSourceTests: XCTestCase {
         XCTAssertLessThan(ContinuousClock.now - started, .seconds(5))
     }
 
-    func testASlowHydraAnswersRetryLaterAndTheRetryJoinsTheLookup() async throws {
+    func testASlowHydraAnswersRetryLaterAndTheAbandonedLookupIsDropped() async throws {
         // A path that is already valid: this test is about waiting, not substituting.
-        let directory = try temporaryDirectory(self, "slow")
-        try "slow \(UUID().uuidString)\n".write(toFile: directory + "/slow-hydra-build", atomically: true, encoding: .utf8)
-        let path = try StorePath(absolutePath: try sh("nix-store --add \(directory)/slow-hydra-build").output)
+        let path = try validPath("slow")
         var setup = StandInHydra.Setup()
         setup.jobs["P/J/system"] = 1
         setup.builds[1] = StandInHydra.buildJSON(id: 1, job: "system", outPath: path.absolutePath)
-        setup.firstLookupDelay = .milliseconds(2500)
+        setup.firstLookupDelay = .seconds(4)
         try await StandInHydra.with(setup) { hydra in
             let (source, gcRoots) = try makeSource(["local=\(hydra.baseURL)"], timeout: 1)
             let clock = ContinuousClock()
@@ -180,11 +200,134 @@ final class HydraSourceTests: XCTestCase {
             XCTAssertTrue(reason.contains("local/P/J/system"), reason)
             // Told to retry at the deadline, not when the lookup ends.
             XCTAssertLessThan(firstAnswerAfter ?? .seconds(99), .milliseconds(2000))
-            XCTAssertEqual(answers.last, .storePath(path))
-            XCTAssertGreaterThanOrEqual(answers.count, 2)
+            XCTAssertEqual(answers, [answers[0], .storePath(path)])
             XCTAssertLessThan(clock.now - started, .seconds(10))
-            XCTAssertEqual(hydra.requests.filter { $0.path.hasSuffix("/latest") }.count, 1, "the retries joined the one lookup")
+            // Nobody waited for the first lookup any more: it was dropped, and the retry asked anew
+            // (and was answered at once) instead of waiting for the held one.
+            XCTAssertEqual(hydra.requests.filter { $0.path.hasSuffix("/latest") }.count, 2)
             XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: gcRoots + "/hydra-local+P+J+system"), path.absolutePath)
+            // The dropped lookup's transfer stopped long before the stand-in would have answered it.
+            while source.lookups.load.running > 0, clock.now - started < .seconds(5) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            XCTAssertLessThan(clock.now - started, .milliseconds(3500), "the held lookup was cancelled, not waited out")
+        }
+    }
+
+    func testASlowRealiseAnswersRetryLaterAndTheRetryJoinsIt() async throws {
+        let path = try validPath("slow-realise")
+        // nix-store that takes 2.5 s and logs each run.
+        let tools = try temporaryDirectory(self, "tools")
+        let log = tools + "/runs.log"
+        try """
+            #!/bin/sh
+            echo "$@" >> \(log)
+            sleep 2.5
+            exec \(try sh("command -v nix-store").output) "$@"
+            """.write(toFile: tools + "/nix-store", atomically: true, encoding: .utf8)
+        try sh("chmod +x \(tools)/nix-store")
+        var setup = StandInHydra.Setup()
+        setup.jobs["P/J/system"] = 1
+        setup.builds[1] = StandInHydra.buildJSON(id: 1, job: "system", outPath: path.absolutePath)
+        try await StandInHydra.with(setup) { hydra in
+            let (source, gcRoots) = try makeSource(["local=\(hydra.baseURL)"], timeout: 1, tools: tools)
+            let clock = ContinuousClock()
+            let started = clock.now
+            var answers: [Resolution] = []
+            while clock.now - started < .seconds(30) {
+                let answer = try await source.resolve(request)
+                if answers.isEmpty { XCTAssertLessThan(clock.now - started, .milliseconds(2000), "answered at the deadline") }
+                answers.append(answer)
+                if case .storePath = answer { break }
+            }
+            guard case .retryLater(seconds: 5, let reason) = answers.first else {
+                return XCTFail("the first answer must be retry-later: \(answers)")
+            }
+            XCTAssertTrue(reason.contains("build 1 of local/P/J/system"), reason)
+            XCTAssertEqual(answers.last, .storePath(path))
+            XCTAssertLessThan(clock.now - started, .seconds(10))
+            XCTAssertEqual(readLines(log).count, 1, "the retries joined the one realise: \(readLines(log))")
+            XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: gcRoots + "/hydra-local+P+J+system"), path.absolutePath)
+        }
+    }
+
+    /// The hostile probe of issue 9: hundreds of distinct jobs against a Hydra that never answers.
+    func testHundredsOfJobsAgainstASilentHydraStayBoundedAndAreCancelled() async throws {
+        let path = try validPath("after-the-storm")
+        var setup = StandInHydra.Setup()
+        setup.jobs["P/J/system"] = 1
+        setup.builds[1] = StandInHydra.buildJSON(id: 1, job: "system", outPath: path.absolutePath)
+        try await StandInHydra.with(setup) { working in
+            try await SilentHydra.with { silent in
+                let timeout = 2, jobs = 300, cap = try HydraSource.Options.parse([]).maxHydraLookups
+                let (source, _) = try makeSource(["silent=\(silent.baseURL)", "local=\(working.baseURL)"], timeout: timeout)
+                let before = ProcessLoad.of()
+                let peak = Mutex((load: before, connections: 0))
+                let sampling = Task {
+                    while !Task.isCancelled {
+                        let now = ProcessLoad.of(), counts = silent.counts
+                        peak.withLock {
+                            $0.load = ProcessLoad(threads: max($0.load.threads, now.threads), files: max($0.load.files, now.files))
+                            $0.connections = max($0.connections, counts.accepted - counts.closed)
+                        }
+                        try? await Task.sleep(for: .milliseconds(10))
+                    }
+                }
+                let clock = ContinuousClock()
+                let answers = await withTaskGroup(of: (status: Int, reason: String, took: Duration).self) { group in
+                    for index in 0..<jobs {
+                        group.addTask {
+                            let started = clock.now
+                            do {
+                                let answer = try await source.resolve(DispatchRequest(segments: ["silent", "P", "J", "job\(index)"], query: nil))
+                                guard case .retryLater(5, let reason) = answer else { return (200, "\(answer)", clock.now - started) }
+                                return (503, reason, clock.now - started)
+                            } catch DispatchError.upstreamFailed(let reason) {
+                                return (502, reason, clock.now - started)
+                            } catch {
+                                return (500, "\(error)", clock.now - started)
+                            }
+                        }
+                    }
+                    return await group.reduce(into: []) { $0.append($1) }
+                }
+                sampling.cancel()
+                await sampling.value
+                let (high, connections) = peak.withLock { $0 }
+                print("\(jobs) jobs against a silent Hydra: before \(before), peak \(high), \(connections) connections at once, \(silent.counts.accepted) in all, slowest answer \(answers.map(\.took).max() ?? .zero)")
+
+                // Every request answered, 503 (or 502), and none after the deadline and some slack.
+                XCTAssertEqual(answers.count, jobs)
+                XCTAssertEqual(answers.filter { $0.status != 503 && $0.status != 502 }.map(\.reason), [])
+                XCTAssertLessThan(answers.map(\.took).max() ?? .zero, .seconds(timeout) + .milliseconds(1500))
+                // Beyond the cap and the queue, refused at once.
+                let refused = answers.filter { $0.reason.contains("too many Hydra lookups") }
+                XCTAssertGreaterThanOrEqual(refused.count, jobs - cap - HydraSource.maximumQueuedLookups)
+                XCTAssertLessThan(refused.map(\.took).max() ?? .zero, .seconds(1))
+                // Threads and fds bounded by the cap, not by the jobs.
+                XCTAssertLessThanOrEqual(high.threads - before.threads, cap + 4, "threads: \(before) → \(high)")
+                // Per lookup: its socket, the socketpair of curl's wait, and the stand-in's end.
+                XCTAssertLessThanOrEqual(high.files - before.files, 5 * cap + 8, "fds: \(before) → \(high)")
+
+                // The abandoned lookups were cancelled: their transfers stopped and closed their connections.
+                var waited = Duration.zero
+                while source.lookups.load != (0, 0) || silent.counts.closed < silent.counts.accepted, waited < .seconds(3) {
+                    try await Task.sleep(for: .milliseconds(50))
+                    waited += .milliseconds(50)
+                }
+                let counts = silent.counts
+                XCTAssertTrue(source.lookups.load == (0, 0), "lookups left: \(source.lookups.load)")
+                XCTAssertGreaterThan(counts.accepted, 0)
+                XCTAssertLessThanOrEqual(connections, cap, "at most the cap of lookups at once")
+                XCTAssertEqual(counts.closed, counts.accepted, "every connection closed")
+                let after = ProcessLoad.of()
+                XCTAssertLessThanOrEqual(after.threads, before.threads + 2, "threads: \(before) → \(after)")
+                XCTAssertLessThanOrEqual(after.files, before.files + 2, "fds: \(before) → \(after)")
+
+                // The same source still answers a real job from a working Hydra.
+                let answer = try await source.resolve(request)
+                XCTAssertEqual(answer, .storePath(path))
+            }
         }
     }
 
@@ -207,6 +350,8 @@ final class HydraSourceTests: XCTestCase {
             ["--hydra", "=http://hydra.example.org"],
             ["--hydra", "x=http://a", "--hydra", "x=http://b"],
             ["--hydra-timeout", "0"],
+            ["--max-hydra-lookups", "0"],
+            ["--max-hydra-realises", "0"],
         ] {
             XCTAssertThrowsError(try HydraSource.Options.parse(bad), "\(bad)")
         }
@@ -216,6 +361,9 @@ final class HydraSourceTests: XCTestCase {
         XCTAssertEqual(options.hydras.count, 2)
         XCTAssertEqual(options.hydraTimeout, 5)
         XCTAssertEqual(try HydraSource.Options.parse([]).hydraTimeout, 60)
+        XCTAssertEqual(try HydraSource.Options.parse([]).maxHydraLookups, 8)
+        XCTAssertEqual(try HydraSource.Options.parse([]).maxHydraRealises, 4)
+        XCTAssertEqual(try HydraSource.Options.parse(["--max-hydra-lookups", "3"]).maxHydraLookups, 3)
 
         // The source checks too, for options made in code.
         var unchecked = HydraSource.Options()
