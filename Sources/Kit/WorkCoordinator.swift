@@ -33,6 +33,8 @@ public final class WorkCoordinator<Key: Hashable & Sendable, Value: Sendable>: S
         /// Hooks that end a running job's wait for cancellation, once it started on the service.
         var cancellationHooks: [JobID: CheckedContinuation<Void, Never>] = [:]
         var cancelledEarly: Set<JobID> = []
+        /// Requesters that left (deadline, cancellation) before they had arrived: they do not arrive.
+        var departedEarly: Set<UInt64> = []
         var stopped = false
     }
 
@@ -59,6 +61,7 @@ public final class WorkCoordinator<Key: Hashable & Sendable, Value: Sendable>: S
             state.lastWaiter += 1
             return state.lastWaiter
         }
+        defer { state.withLock { _ = $0.departedEarly.remove(waiter) } }
         guard let deadline else { return await wait(key, waiter, priority, work) }
         return await withTaskGroup(of: Outcome?.self) { group in
             group.addTask { await self.wait(key, waiter, priority, work) }
@@ -85,6 +88,10 @@ public final class WorkCoordinator<Key: Hashable & Sendable, Value: Sendable>: S
                 let start: JobID? = state.withLock { state in
                     guard !state.stopped else {
                         continuation.resume(returning: .refused)
+                        return nil
+                    }
+                    if state.departedEarly.remove(waiter) != nil {
+                        continuation.resume(returning: .stillRunning)
                         return nil
                     }
                     switch state.machine.arrive(key, waiter: waiter, priority: priority) {
@@ -189,6 +196,9 @@ public final class WorkCoordinator<Key: Hashable & Sendable, Value: Sendable>: S
     private func leave(_ waiter: UInt64) {
         let (resume, cancel, start) = state.withLock { state in
             let departure = state.machine.leave(waiter)
+            // Not arrived yet (or answered already): if it arrives later, it must not wait. The entry
+            // goes when its `run` returns.
+            if !departure.wasWaiting { state.departedEarly.insert(waiter) }
             let resume = departure.wasWaiting ? state.waiters.removeValue(forKey: waiter) : nil
             return (resume, departure.cancel, departure.start)
         }

@@ -52,6 +52,19 @@ final class WorkCoordinatorTests: XCTestCase {
         XCTAssertEqual(runs.withLock { $0 }, 1, "the retry joined the running job")
     }
 
+    func testADeadlineThatPassesBeforeTheRequesterArrivesIsNotLost() async throws {
+        let coordinator = WorkCoordinator<Int, Int>(policy: .init(maximumRunning: 4, whenAbandoned: .keepRunning))
+        try await withService(coordinator) {
+            for key in 0..<500 {
+                let outcome = await coordinator.run(key % 3, deadline: .zero, { _ in
+                    try await Task.sleep(for: .seconds(30))
+                    return 0
+                })
+                if case .finished = outcome { XCTFail("a zero deadline never waits for the job") }
+            }
+        }
+    }
+
     func testAbandonedWorkIsCancelledWhenThePolicySaysSo() async throws {
         let coordinator = WorkCoordinator<String, String>(policy: .init(maximumRunning: 1, whenAbandoned: .cancel))
         let sawCancellation = Shared(false)
