@@ -176,7 +176,8 @@ public actor CPIOCache: Service {
                     // Nil only if its file vanished meanwhile (an audit dropped it): pack again.
                     if let size = settled.size { return archive(key, size: size) }
                 case .finished(_, .failure(let error)):
-                    throw error
+                    // A packing cancelled while its requester still waits: the cache is stopping.
+                    throw error is CancellationError && !Task.isCancelled ? CacheError.stopped : error
                 case .stillRunning:
                     throw CancellationError()
                 case .refused:
@@ -339,7 +340,7 @@ public actor CPIOCache: Service {
         case .failure(let error):
             switch error {
             case CacheError.outOfSpace: break
-            case is CancellationError: logger.debug("packing cancelled", metadata: ["path": "\(key.path.name)"])
+            case is CancellationError: logger.notice("packing cancelled (shutting down); its temporary is removed", metadata: ["path": "\(key.path.name)"])
             default: logger.error("packing failed", metadata: ["path": "\(key.path.name)", "error": "\(error)"])
             }
             throw error

@@ -94,7 +94,9 @@ public actor InitrdAssembler {
             do {
                 switch await packingPasses.run(root, { _ in try await self.packingPass(root: root, closure: closure) }) {
                 case .finished(_, .success): break
-                case .finished(_, .failure(let error)): throw error
+                case .finished(_, .failure(let error)):
+                    // A pass cancelled while this request still waits: the server is stopping.
+                    throw error is CancellationError && !Task.isCancelled ? CacheError.stopped : error
                 case .stillRunning: throw CancellationError()
                 case .refused: throw CacheError.stopped
                 }
