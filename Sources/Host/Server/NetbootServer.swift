@@ -63,8 +63,9 @@ public struct NetbootServer: Sendable {
     public func makeRouter() -> Router<NetbootRequestContext> {
         let router = Router(context: NetbootRequestContext.self)
         let table = RouteTable()
-        // The access log wraps the error middleware so that it logs the status actually sent.
+        // Every connection with a request in flight is known to the shutdown.
         router.add(middleware: InFlightConnectionsMiddleware(connections: connections))
+        // The access log wraps the error middleware so that it logs the status actually sent.
         router.add(middleware: AccessLogMiddleware())
         router.add(middleware: HTTPErrorMiddleware(routes: table))
         BootRoutes(store: store, assembler: assembler).add(to: router, table: table)
