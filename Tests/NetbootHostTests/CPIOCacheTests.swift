@@ -29,7 +29,7 @@ final class CPIOCacheTests: XCTestCase {
 
     func testArchivesAreReadOnlyAndNamedByAllFourPartsAndTheirChecksum() async throws {
         let dir = try makeTemporaryDirectory(self)
-        let cache = try CPIOCache(directory: dir, capacity: 1000, jobs: 2, logger: logger)
+        let cache = running(try CPIOCache(directory: dir, capacity: 1000, jobs: 2, logger: logger))
         let contents = (0..<100).map { UInt8(truncatingIfNeeded: $0 &* 37) }
         let archive = try await cache.acquire(key(0)) { sink in try contents.withUnsafeBytes { try sink.write($0) } }
         XCTAssertEqual(archive.size, 100)
@@ -54,7 +54,7 @@ final class CPIOCacheTests: XCTestCase {
 
     func testLeastRecentlyUsedEvictionByBytes() async throws {
         let dir = try makeTemporaryDirectory(self)
-        let cache = try CPIOCache(directory: dir, capacity: 300, jobs: 2, logger: logger)
+        let cache = running(try CPIOCache(directory: dir, capacity: 300, jobs: 2, logger: logger))
         for i in 0..<3 {
             _ = try await cache.acquire(key(i), producer: producer(bytes: 100))
             await cache.release(key(i))
@@ -71,7 +71,7 @@ final class CPIOCacheTests: XCTestCase {
 
     func testPinnedArchivesSurviveOverTheLimitAndAreTrimmedAfterwards() async throws {
         let dir = try makeTemporaryDirectory(self)
-        let cache = try CPIOCache(directory: dir, capacity: 250, jobs: 2, logger: logger)
+        let cache = running(try CPIOCache(directory: dir, capacity: 250, jobs: 2, logger: logger))
         for i in 0..<5 { _ = try await cache.acquire(key(i), producer: producer(bytes: 100)) }
         XCTAssertEqual(try files(dir).count, 5, "a closure larger than the cap still assembles")
         await cache.release((0..<5).map(key))
@@ -81,7 +81,7 @@ final class CPIOCacheTests: XCTestCase {
     func testRestartRebuildsTheIndexRemovesTemporariesAndChecksumlessArchivesAndLeavesForeignFiles() async throws {
         let dir = try makeTemporaryDirectory(self)
         do {
-            let cache = try CPIOCache(directory: dir, capacity: 1000, jobs: 2, logger: logger)
+            let cache = running(try CPIOCache(directory: dir, capacity: 1000, jobs: 2, logger: logger))
             for i in 0..<2 {
                 _ = try await cache.acquire(key(i), producer: producer(bytes: 100 + i))
                 await cache.release(key(i))
@@ -94,7 +94,7 @@ final class CPIOCacheTests: XCTestCase {
         // An archive of this format without a checksum (as written before checksums): not adopted.
         try Data(repeating: 1, count: 10).write(to: URL(fileURLWithPath: dir + "/" + key(5).fileName))
         let counter = PackCounter()
-        let cache = try CPIOCache(directory: dir, capacity: 1000, jobs: 2, logger: logger)
+        let cache = running(try CPIOCache(directory: dir, capacity: 1000, jobs: 2, logger: logger))
         let count = await cache.entryCount, total = await cache.totalBytes
         XCTAssertEqual(count, 2)
         XCTAssertEqual(total, 201)
@@ -107,7 +107,7 @@ final class CPIOCacheTests: XCTestCase {
 
     func testAFailedProducerLeavesNoFile() async throws {
         let dir = try makeTemporaryDirectory(self)
-        let cache = try CPIOCache(directory: dir, capacity: 1000, jobs: 2, logger: logger)
+        let cache = running(try CPIOCache(directory: dir, capacity: 1000, jobs: 2, logger: logger))
         struct Boom: Error {}
         do {
             _ = try await cache.acquire(key(0)) { sink in
@@ -124,7 +124,7 @@ final class CPIOCacheTests: XCTestCase {
 
     func testFiftyConcurrentRequestsPackOnce() async throws {
         let dir = try makeTemporaryDirectory(self)
-        let cache = try CPIOCache(directory: dir, capacity: 10_000, jobs: 2, logger: logger)
+        let cache = running(try CPIOCache(directory: dir, capacity: 10_000, jobs: 2, logger: logger))
         let counter = PackCounter()
         let make = producer(bytes: 1000, counter: counter, delay: 0.3)
         let k = key(0)
@@ -139,7 +139,7 @@ final class CPIOCacheTests: XCTestCase {
 
     func testConcurrentPackingsAreBoundedByJobs() async throws {
         let dir = try makeTemporaryDirectory(self)
-        let cache = try CPIOCache(directory: dir, capacity: 10_000, jobs: 2, logger: logger)
+        let cache = running(try CPIOCache(directory: dir, capacity: 10_000, jobs: 2, logger: logger))
         let gauge = ConcurrencyGauge()
         let keys = (0..<6).map(key)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -161,7 +161,7 @@ final class CPIOCacheTests: XCTestCase {
 
     func testACancelledRequesterLeavesTheSharedPackingRunning() async throws {
         let dir = try makeTemporaryDirectory(self)
-        let cache = try CPIOCache(directory: dir, capacity: 10_000, jobs: 2, logger: logger)
+        let cache = running(try CPIOCache(directory: dir, capacity: 10_000, jobs: 2, logger: logger))
         let counter = PackCounter()
         let make = producer(bytes: 77, counter: counter, delay: 0.5)
         let k = key(0)
@@ -191,6 +191,96 @@ final class CPIOCacheTests: XCTestCase {
         XCTAssertNotNil(ready)
         await cache.release(k2)
     }
+
+    /// A producer that records its key when it starts and takes `delay` seconds.
+    func recording(_ label: Int, into order: StartOrder, delay: Double = 0) -> CPIOCache.Producer {
+        { sink in
+            order.append(label)
+            if delay > 0 { Thread.sleep(forTimeInterval: delay) }
+            try [UInt8](repeating: 1, count: 10).withUnsafeBytes { try sink.write($0) }
+        }
+    }
+
+    func testQueuedPackingsStartLargestFirst() async throws {
+        let cache = running(try CPIOCache(directory: try makeTemporaryDirectory(self), capacity: 10_000, jobs: 1, logger: logger))
+        let order = StartOrder()
+        let k0 = key(0), p0 = recording(0, into: order, delay: 0.4)
+        let first = Task { try await cache.acquire(k0, priority: 1, producer: p0) }
+        try await Task.sleep(for: .milliseconds(100))
+        var queued: [Task<CachedArchive, any Error>] = []
+        for (index, priority) in [(1, UInt64(10)), (2, 500), (3, 100)] {
+            let k = key(index), p = recording(index, into: order)
+            queued.append(Task { try await cache.acquire(k, priority: priority, producer: p) })
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        _ = try await first.value
+        for task in queued { _ = try await task.value }
+        XCTAssertEqual(order.labels, [0, 2, 3, 1], "the largest queued packing starts first")
+        await cache.release((0..<4).map(key))
+    }
+
+    func testAQueuedPackingNobodyWaitsForYieldsToOneSomebodyWaitsForAndStillPacks() async throws {
+        let cache = running(try CPIOCache(directory: try makeTemporaryDirectory(self), capacity: 10_000, jobs: 1, logger: logger))
+        let order = StartOrder()
+        let (k0, k1, k2) = (key(0), key(1), key(2))
+        let (p0, p1, p2) = (recording(0, into: order, delay: 0.4), recording(1, into: order), recording(2, into: order))
+        let first = Task { try await cache.acquire(k0, producer: p0) }
+        try await Task.sleep(for: .milliseconds(100))
+        let abandoned = Task { try await cache.acquire(k1, priority: 1000, producer: p1) }
+        try await Task.sleep(for: .milliseconds(20))
+        let wanted = Task { try await cache.acquire(k2, priority: 1, producer: p2) }
+        try await Task.sleep(for: .milliseconds(20))
+        abandoned.cancel()
+        do {
+            _ = try await abandoned.value
+            XCTFail("the cancelled requester sees a cancellation")
+        } catch is CancellationError {}
+        _ = try await first.value
+        _ = try await wanted.value
+        let deadline = Date().addingTimeInterval(5)
+        while order.labels.count < 3 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        XCTAssertEqual(order.labels, [0, 2, 1], "wanted work first; the abandoned one still packs, for the cache")
+        var pinned: CachedArchive?
+        while pinned == nil && Date() < deadline {
+            pinned = await cache.pin(key(1))
+            if pinned == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        XCTAssertNotNil(pinned)
+        await cache.release([key(0), key(1), key(2)])
+    }
+
+    func testStoppingTheServiceCancelsARunningPackingRemovesItsTemporaryAndShutsThePoolDown() async throws {
+        let dir = try makeTemporaryDirectory(self)
+        let cache = try CPIOCache(directory: dir, capacity: 1 << 30, jobs: 1, logger: logger)
+        let service = Task { try await cache.run() }
+        // A producer that would write forever: only the cancellation stops it.
+        let k0 = key(0)
+        let endless = Task {
+            try await cache.acquire(k0) { sink in
+                let chunk = [UInt8](repeating: 3, count: 4096)
+                while true {
+                    try chunk.withUnsafeBytes { try sink.write($0) }
+                    Thread.sleep(forTimeInterval: 0.001)
+                }
+            }
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while temporaries(in: dir).isEmpty && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        XCTAssertEqual(temporaries(in: dir).count, 1, "the packing runs")
+        let stopped = Date()
+        service.cancel()
+        try await service.value
+        XCTAssertLessThan(Date().timeIntervalSince(stopped), 2, "the packing stopped at its next write")
+        XCTAssertEqual(temporaries(in: dir), [], "its temporary is gone")
+        do {
+            _ = try await endless.value
+            XCTFail("the requester of a cancelled packing gets an error")
+        } catch {}
+        do {
+            _ = try await cache.acquire(key(1), producer: producer(bytes: 3))
+            XCTFail("a stopped cache packs nothing")
+        } catch CacheError.stopped {}
+    }
 }
 
 /// Counts calls from any thread.
@@ -208,4 +298,12 @@ final class ConcurrencyGauge: @unchecked Sendable {
     private(set) var maximum = 0
     func enter() { lock.withLock { current += 1; maximum = max(maximum, current) } }
     func leave() { lock.withLock { current -= 1 } }
+}
+
+/// The order in which producers started, from any thread.
+final class StartOrder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var recorded: [Int] = []
+    func append(_ label: Int) { lock.withLock { recorded.append(label) } }
+    var labels: [Int] { lock.withLock { recorded } }
 }

@@ -1,5 +1,8 @@
 import Foundation
+import Hummingbird
+import Logging
 import NetbootHost
+import ServiceLifecycle
 import XCTest
 
 /// A small tmpfs mounted for one test (the tests run as root) and unmounted by its teardown.
@@ -60,4 +63,39 @@ struct FileHandleWritable {
 func truncateFile(_ file: String, to size: Int) throws {
     chmod(file, 0o644)
     guard truncate(file, off_t(size)) == 0 else { throw ShellError(description: "truncate \(file): \(errno)") }
+}
+
+/// Runs `services` (a cache's or an assembler's work) until the test ends, as the server runs them.
+func startServices(_ services: [any Service], for test: XCTestCase) {
+    let running = Task {
+        await withDiscardingTaskGroup { group in
+            for service in services { group.addTask { try? await service.run() } }
+        }
+    }
+    test.addTeardownBlock {
+        running.cancel()
+        await running.value
+    }
+}
+
+extension XCTestCase {
+    /// `cache`, with its service running until the test ends.
+    func running(_ cache: CPIOCache) -> CPIOCache {
+        startServices([cache], for: self)
+        return cache
+    }
+
+    /// `assembler`, with its services running until the test ends.
+    func running(_ assembler: InitrdAssembler) -> InitrdAssembler {
+        startServices(assembler.services, for: self)
+        return assembler
+    }
+}
+
+extension NetbootServer {
+    /// The router served with the server's background services (the cache, packing passes, the
+    /// sources' coordinators), as `.router` tests need it.
+    func testApplication(logger: Logger? = nil) -> Application<RouterResponder<NetbootRequestContext>> {
+        Application(router: makeRouter(), services: services, logger: logger ?? self.logger)
+    }
 }

@@ -26,7 +26,7 @@ final class CacheIntegrityTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         var originals: [[UInt8]] = []
         do {
-            let cache = try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger)
+            let cache = running(try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger))
             for i in 0..<4 {
                 let archive = try await cache.acquire(key(i), producer: producer(bytes: 5000, seed: UInt8(i)))
                 originals.append(try contents(archive.path))
@@ -38,7 +38,7 @@ final class CacheIntegrityTests: XCTestCase {
         try FileManager.default.removeItem(atPath: try archiveFile(of: paths[2], in: dir))
 
         let counter = PackCounter()
-        let cache = try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger)
+        let cache = running(try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger))
         let adopted = await cache.entryCount
         XCTAssertEqual(adopted, 2, "the truncated archive is removed at start, the deleted one is gone")
         XCTAssertThrowsError(try archiveFile(of: paths[0], in: dir), "removed, not adopted")
@@ -68,12 +68,12 @@ final class CacheIntegrityTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         let original: [UInt8]
         do {
-            let cache = try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger)
+            let cache = running(try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger))
             original = try contents(try await cache.acquire(key(0), producer: producer(bytes: 3000)).path)
             await cache.release(key(0))
         }
         try flipBit(in: try archiveFile(of: paths[0], in: dir))
-        let cache = try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger)
+        let cache = running(try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger))
         let counter = PackCounter()
         let k = key(0), make = producer(bytes: 3000, counter: counter)
         // Many at once: one verification, one packing, every requester gets the good bytes.
@@ -94,7 +94,7 @@ final class CacheIntegrityTests: XCTestCase {
     func testWhatThisProcessWroteIsNotReadAgainAndAnAdoptedArchiveIsReadOnce() async throws {
         let dir = try makeTemporaryDirectory(self)
         do {
-            let cache = try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger)
+            let cache = running(try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger))
             _ = try await cache.acquire(key(0), producer: producer(bytes: 1000))
             await cache.release(key(0))
             for _ in 0..<3 {
@@ -105,7 +105,7 @@ final class CacheIntegrityTests: XCTestCase {
             let verified = await cache.verifiedBytes
             XCTAssertEqual(verified, 0, "warm pins in the packing process read nothing")
         }
-        let cache = try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger)
+        let cache = running(try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger))
         for _ in 0..<3 {
             let pinned = await cache.pin(key(0))
             XCTAssertNotNil(pinned)
@@ -117,7 +117,7 @@ final class CacheIntegrityTests: XCTestCase {
 
     func testAnArchiveDeletedWhileRunningLeavesTheIndexAndIsPackedAgain() async throws {
         let dir = try makeTemporaryDirectory(self)
-        let cache = try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger)
+        let cache = running(try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger))
         let first = try await cache.acquire(key(0), producer: producer(bytes: 700))
         await cache.release(key(0))
         try FileManager.default.removeItem(atPath: first.path)
@@ -133,7 +133,7 @@ final class CacheIntegrityTests: XCTestCase {
 
     func testDiscardDropsAPinnedArchiveWhoseFileChangedAndKeepsOneThatIsFine() async throws {
         let dir = try makeTemporaryDirectory(self)
-        let cache = try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger)
+        let cache = running(try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger))
         let bad = try await cache.acquire(key(0), producer: producer(bytes: 700))
         let good = try await cache.acquire(key(1), producer: producer(bytes: 700))
         let other = await cache.pin(key(0))  // a second initrd holds the damaged one too
@@ -156,7 +156,7 @@ final class CacheIntegrityTests: XCTestCase {
     func testARemovedDirectoryIsRecreatedAndForgotten() async throws {
         let parent = try makeTemporaryDirectory(self)
         let dir = parent + "/cpio-cache"
-        let cache = try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger)
+        let cache = running(try CPIOCache(directory: dir, capacity: 1 << 20, jobs: 2, logger: logger))
         for i in 0..<3 {
             _ = try await cache.acquire(key(i), producer: producer(bytes: 100))
             await cache.release(key(i))
@@ -187,7 +187,7 @@ final class CacheIntegrityTests: XCTestCase {
 
     func testAFullDiskEvictsLeastRecentlyUsedArchivesAndRetriesOnce() async throws {
         let dir = try mountTmpfs(self, size: "1m")
-        let cache = try CPIOCache(directory: dir, capacity: 1 << 30, jobs: 2, logger: logger)
+        let cache = running(try CPIOCache(directory: dir, capacity: 1 << 30, jobs: 2, logger: logger))
         for i in 0..<3 {
             _ = try await cache.acquire(key(i), producer: producer(bytes: 300_000))
             await cache.release(key(i))
@@ -212,7 +212,7 @@ final class CacheIntegrityTests: XCTestCase {
 
     func testAFullDiskThatEvictionCannotHelpFailsOutOfSpaceAndStartsNothingQueued() async throws {
         let dir = try mountTmpfs(self, size: "1m")
-        let cache = try CPIOCache(directory: dir, capacity: 1 << 30, jobs: 1, logger: logger)
+        let cache = running(try CPIOCache(directory: dir, capacity: 1 << 30, jobs: 1, logger: logger))
         let kept = try await cache.acquire(key(0), producer: producer(bytes: 200_000))  // pinned: in use
         let keptBytes = try contents(kept.path)
         let counter = PackCounter()

@@ -48,7 +48,7 @@ final class HTTPEdgeTests: XCTestCase {
 
     func testErrorTextsAreShortOneLineAndPathFree() async throws {
         let huge = EdgeExpectations.hugeName.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "_-")))!
-        let app = Application(router: try makeServer().makeRouter())
+        let app = try makeServer().testApplication()
         try await app.test(.router) { client in
             for file in ["netboot.ipxe", "bzImage", "initrd"] {
                 let response = try await client.execute(uri: "/boot/\(huge)/\(file)", method: .get)
@@ -73,7 +73,7 @@ final class HTTPEdgeTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: dir + "/passwd", withDestinationPath: "/etc/passwd")
         try FileManager.default.createSymbolicLink(atPath: dir + "/dangling", withDestinationPath: dir + "/gone")
-        let app = Application(router: server.makeRouter())
+        let app = server.testApplication()
         try await app.test(.router) { client in
             for name in ["passwd", "dangling", "missing"] {
                 let response = try await client.execute(uri: "/dispatch/profile/\(name)", method: .get)

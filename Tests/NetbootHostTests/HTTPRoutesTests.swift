@@ -21,7 +21,7 @@ final class HTTPRoutesTests: XCTestCase {
         logger.logLevel = .warning
         try registry.register(source: ClosureSource(context: NetbootServer.sourceContext(options: options, store: store, logger: logger)))
         let server = try NetbootServer(options: options, registry: registry, store: store, logger: logger)
-        return Application(router: server.makeRouter(), logger: logger)
+        return server.testApplication(logger: logger)
     }
 
     func testLiveness() async throws {

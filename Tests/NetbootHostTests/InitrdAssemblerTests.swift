@@ -12,7 +12,7 @@ final class InitrdAssemblerTests: XCTestCase {
 
     func makeAssembler(_ dir: String, compressor: any Compressor = ZstdCompressor(), capacity: UInt64 = 1 << 30, store: any NixStore = NixStoreCLI()) throws -> InitrdAssembler {
         let cache = try CPIOCache(directory: dir, capacity: capacity, jobs: 2, logger: logger)
-        return InitrdAssembler(store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: compressor.defaultLevel), logger: logger)
+        return running(InitrdAssembler(store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: compressor.defaultLevel), logger: logger))
     }
 
     func collect(_ initrd: Initrd, chunkSize: Int = 4096) async throws -> [UInt8] {
@@ -139,6 +139,37 @@ final class InitrdAssemblerTests: XCTestCase {
         await initrd.release()
         let left = try FileManager.default.contentsOfDirectory(atPath: dir)
         XCTAssertEqual(left.count, 0, "trimmed once released: \(left)")
+    }
+
+    func testAnInitrdDroppedWithoutReleaseGivesItsPinsBack() async throws {
+        let dir = try makeTemporaryDirectory(self)
+        let assembler = try makeAssembler(dir, capacity: 100)
+        do {
+            let initrd = try await assembler.initrd(for: fixtures.link)
+            XCTAssertGreaterThan(initrd.members.count, 2)
+            XCTAssertGreaterThan(try FileManager.default.contentsOfDirectory(atPath: dir).count, 0, "pinned while it lives")
+        }
+        // The initrd is gone; its deinit handed the pins back, applied at the cache's next operation.
+        let count = await assembler.cache.entryCount
+        XCTAssertEqual(count, 0, "trimmed once its pins are back")
+    }
+
+    func testPackAheadPacksASystemOnceAtATimeAndAgainWhenAskedLater() async throws {
+        let dir = try makeTemporaryDirectory(self)
+        let assembler = try makeAssembler(dir)
+        let packAhead = PackAheadService(assembler: assembler, logger: logger)
+        startServices([packAhead], for: self)
+        let system = fixtures.system
+        XCTAssertTrue(packAhead.request(system))
+        XCTAssertFalse(packAhead.request(system), "a pass for it is pending or running: dropped")
+        let deadline = Date().addingTimeInterval(30)
+        while packAhead.pendingCount > 0 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        XCTAssertEqual(packAhead.pendingCount, 0)
+        let closure = try await assembler.closure(of: system)
+        let pinned = await assembler.cache.pin(closure.map(assembler.key))
+        XCTAssertFalse(pinned.contains(nil), "every archive of the closure is cached ahead")
+        await assembler.cache.release(pinned.compactMap { $0?.key })
+        XCTAssertTrue(packAhead.request(system), "done: it may be asked again")
     }
 
     func testOnlyOneCachedFileIsOpenAtATime() async throws {

@@ -132,7 +132,7 @@ final class RouteOutcomeTests: XCTestCase {
         let server = try NetbootServer(
             options: options, registry: registry, store: store, logger: logger, storeDirectory: store.storeDirectory)
 
-        try await Application(router: server.makeRouter(), logger: logger).test(.router) { client in
+        try await server.testApplication(logger: logger).test(.router) { client in
             let skipped = try await Self.run(subjects, hiddenPaths: [temporary]) { method, path in
                 let response = try await client.execute(uri: path, method: method)
                 var headers: [String: String] = [:]

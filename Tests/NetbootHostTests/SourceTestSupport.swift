@@ -29,8 +29,8 @@ struct TestServer {
         try registry.register(source: ProfileSource(options: try ProfileSource.Options.parse([]), context: context))
         try registry.register(source: try ConfigurationSource(options: try ConfigurationSource.Options.parse(configurationArguments), context: context))
         server = try NetbootServer(options: options, registry: registry, store: NixStoreCLI(), logger: logger)
-        // The sources' services (their coordinators) run for the test, as the server runs them.
-        let services = registry.sources.flatMap(\.services)
+        // The server's services (the cache, the sources' coordinators) run for the test, as the server runs them.
+        let services = server.services
         let running = Task {
             await withDiscardingTaskGroup { group in
                 for service in services { group.addTask { try? await service.run() } }

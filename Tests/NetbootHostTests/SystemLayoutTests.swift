@@ -74,7 +74,7 @@ final class SystemLayoutTests: XCTestCase {
         let store = NixStoreCLI()
         try registry.register(source: ClosureSource(context: NetbootServer.sourceContext(options: options, store: store, logger: logger)))
         let server = try NetbootServer(options: options, registry: registry, store: store, logger: logger)
-        return (Application(router: server.makeRouter(), logger: logger), stateDir)
+        return (server.testApplication(logger: logger), stateDir)
     }
 
     // MARK: Real-shaped systems

@@ -5,37 +5,45 @@ import Musl
 #endif
 import Logging
 import NIOPosix
+import ServiceLifecycle
+import Synchronization
 
 /// The persistent cache of packed archives, one read-only file per ``CacheKey``.
 ///
 /// Files are written to a temporary name in the same directory, fsynced, made read-only and renamed
 /// into place under a name that carries their size and CRC-32 (computed while writing), then the
 /// directory is fsynced: a crash leaves either the whole file or a temporary that the next start
-/// removes. Each key is packed once however many requesters want it at the same moment; a requester
-/// that goes away does not stop a packing that others (or the cache) want. Packings run on a thread
-/// pool, at most `jobs` at once. Bookkeeping is ``CacheStateMachine``.
+/// removes. Bookkeeping (entries, pins, LRU, verification) is ``CacheStateMachine``.
+///
+/// Packings and verifications run on two ``WorkCoordinator``s, which belong to the cache's service
+/// (``run()``), as does the thread pool their blocking work runs on: each key is packed once however
+/// many requesters want it at the same moment, at most `jobs` at once, the largest first; a
+/// requester that goes away does not stop a packing that others (or the cache) want, and queued
+/// packings nobody waits for any more start after those somebody waits for. When the service stops,
+/// running packings are cancelled (the producer stops at its next write, the temporary is removed)
+/// and the pool is shut down.
 ///
 /// Trust: archives this process wrote are served as they are. Archives found at start-up are
 /// adopted only if their size matches their name, and are read once against their CRC-32 the first
 /// time something pins them (``pin(_:)`` or ``acquire(_:priority:estimatedSize:producer:)``), before
 /// any byte of them is sent; one that fails is removed and packed again. A full disk evicts the least
-/// recently used unpinned archives and retries once, then fails with ``CacheError/outOfSpace``.
-public actor CPIOCache {
+/// recently used unpinned archives and retries once, then fails with ``CacheError/outOfSpace``, and
+/// the packings queued at that moment are not started (they fail the same way).
+public actor CPIOCache: Service {
     /// Produces an archive into an open file. Runs on a blocking thread.
-    public typealias Producer = @Sendable (inout FileDescriptorSink) throws -> Void
+    public typealias Producer = @Sendable (inout PackingSink) throws -> Void
 
     public let directory: String
-    private var state: CacheStateMachine<CacheKey, UInt64>
+    private var state: CacheStateMachine<CacheKey>
     /// The checksum of every entry on disk (ready or being verified).
     private var checksums: [CacheKey: ArchiveChecksum] = [:]
-    private var producers: [CacheKey: Producer] = [:]
-    /// Uncompressed sizes of what is being packed: how much room a retry after ENOSPC wants.
-    private var estimates: [CacheKey: UInt64] = [:]
-    /// Waiters of packings; resumed with nil when they should ask again.
-    private var continuations: [UInt64: CheckedContinuation<ArchiveChecksum?, any Error>] = [:]
-    private var verifications: [CacheKey: Task<Void, Never>] = [:]
-    private var nextWaiter: UInt64 = 0
+    /// Grows each time the disk was found full: packings queued before that are not started.
+    private var outOfSpaceGeneration: UInt64 = 0
+    private let packings: WorkCoordinator<CacheKey, ArchiveChecksum>
+    private let verifications: WorkCoordinator<CacheKey, Void>
     private let threadPool: NIOThreadPool
+    /// Pins given back without waiting (``releaseSoon(_:)``), applied at the next operation.
+    private let releasedSoon = Mutex<[CacheKey]>([])
     private let logger: Logger
     /// How many archives this process has packed (for logs, tests and benchmarks).
     public private(set) var packedCount = 0
@@ -50,28 +58,25 @@ public actor CPIOCache {
     /// Opens (creating if needed) the cache directory, checks that it is writable, and rebuilds the
     /// index from the files in it.
     ///
-    /// Packings run on `threadPool`, or on a pool of `jobs` threads of the cache's own, so that they
-    /// never hold up the threads that read files for responses.
+    /// Packings run on a pool of `jobs` threads of the cache's own (started and shut down by
+    /// ``run()``), so that they never hold up the threads that read files for responses.
     ///
     /// - Throws: ``CacheError/notWritable(directory:reason:)`` if the directory cannot be created or
     ///   written: the server refuses to start rather than fail every boot that needs a packing.
-    public init(directory: String, capacity: UInt64, jobs: Int, threadPool: NIOThreadPool? = nil, logger: Logger) throws {
+    public init(directory: String, capacity: UInt64, jobs: Int, logger: Logger) throws {
         self.directory = directory
-        self.state = CacheStateMachine(capacity: capacity, maximumConcurrentPackings: max(1, jobs))
+        self.state = CacheStateMachine(capacity: capacity)
         self.logger = logger
+        let jobs = max(1, jobs)
+        self.packings = WorkCoordinator(policy: .init(joining: .anyJob, maximumRunning: jobs, whenAbandoned: .keepRunning))
+        self.verifications = WorkCoordinator(policy: .init(joining: .anyJob, maximumRunning: jobs, whenAbandoned: .keepRunning))
+        self.threadPool = NIOThreadPool(numberOfThreads: jobs)
         do {
             try FileSystem.createDirectories(directory)
         } catch let error as SystemError where [EACCES, EPERM, EROFS].contains(error.errno) {
             throw CacheError.notWritable(directory: directory, reason: String(cString: strerror(error.errno)))
         }
         try Self.requireWritable(directory)
-        if let threadPool {
-            self.threadPool = threadPool
-        } else {
-            let pool = NIOThreadPool(numberOfThreads: max(1, jobs))
-            pool.start()
-            self.threadPool = pool
-        }
         let scan = try Self.rebuildIndex(directory: directory, into: &state, logger: logger)
         checksums = scan.adopted
         for key in scan.evicted {
@@ -83,6 +88,20 @@ public actor CPIOCache {
             "capacity": "\(capacity)", "evicted": "\(scan.evicted.count)", "removed": "\(scan.removed)",
         ])
     }
+
+    /// The cache's service: starts the thread pool, runs packings and verifications until shutdown
+    /// (then cancels those still running), and shuts the pool down.
+    public nonisolated func run() async throws {
+        threadPool.start()
+        await withDiscardingTaskGroup { group in
+            group.addTask { try? await self.packings.run() }
+            group.addTask { try? await self.verifications.run() }
+        }
+        try await threadPool.shutdownGracefully()
+    }
+
+    /// Packings running now, and waiting to start.
+    public nonisolated var packingLoad: (running: Int, queued: Int) { packings.load }
 
     /// The file holding `key` with `checksum` (valid while the caller holds a pin).
     public nonisolated func filePath(_ key: CacheKey, _ checksum: ArchiveChecksum) -> String {
@@ -99,12 +118,14 @@ public actor CPIOCache {
     /// Number of archives on disk, after dropping entries whose file vanished or changed size (one
     /// `stat` each, and the directory recreated if it is gone).
     public var entryCount: Int {
+        applyReleasedSoon()
         audit()
         return state.count
     }
 
     /// Bytes of the archives on disk, checked like ``entryCount``.
     public var totalBytes: UInt64 {
+        applyReleasedSoon()
         audit()
         return state.totalBytes
     }
@@ -113,8 +134,13 @@ public actor CPIOCache {
     /// each, once per process). Nil for keys that are missing, being packed, or failed verification.
     /// Waits for nothing else.
     public func pin(_ keys: [CacheKey]) async -> [CachedArchive?] {
-        let pending = keys.compactMap { verificationTask($0) }
-        for task in pending { await task.value }
+        applyReleasedSoon()
+        let unproven = Array(Set(keys.filter { state.needsVerification($0) }))
+        if !unproven.isEmpty {
+            await withDiscardingTaskGroup { group in
+                for key in unproven { group.addTask { _ = await self.verify(key) } }
+            }
+        }
         return keys.map { key in state.pinIfReady(key).map { archive(key, size: $0) } }
     }
 
@@ -128,54 +154,62 @@ public actor CPIOCache {
     public func acquire(
         _ key: CacheKey, priority: UInt64 = 0, estimatedSize: UInt64 = 0, producer: @escaping Producer
     ) async throws -> CachedArchive {
+        applyReleasedSoon()
         while true {
             try Task.checkCancellation()
-            if let verification = verificationTask(key) {
-                await verification.value
-                continue
-            }
-            if let checksum = try await waitForArchive(key, priority: priority, estimatedSize: estimatedSize, producer: producer) {
-                return CachedArchive(key: key, checksum: checksum, path: filePath(key, checksum))
-            }
-        }
-    }
-
-    private func waitForArchive(
-        _ key: CacheKey, priority: UInt64, estimatedSize: UInt64, producer: @escaping Producer
-    ) async throws -> ArchiveChecksum? {
-        nextWaiter += 1
-        let waiter = nextWaiter
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ArchiveChecksum?, any Error>) in
-                continuations[waiter] = continuation
-                switch state.acquire(key, waiter: waiter, priority: priority) {
-                case .ready(let size):
-                    continuations[waiter] = nil
-                    continuation.resume(returning: archive(key, size: size).checksum)
-                case .verify:
-                    continuations[waiter] = nil
-                    continuation.resume(returning: nil)
-                case .wait(let startPacking):
-                    if producers[key] == nil {
-                        producers[key] = producer
-                        estimates[key] = estimatedSize
-                    }
-                    if startPacking { self.startPacking(key) }
-                    if Task.isCancelled { cancelWaiter(key, waiter) }
+            switch state.acquire(key) {
+            case .ready(let size):
+                return archive(key, size: size)
+            case .verify:
+                guard await verify(key) else { throw CacheError.stopped }
+            case .pack:
+                let generation = outOfSpaceGeneration
+                let outcome = await packings.run(key, priority: priority) { _ in
+                    try await self.pack(key, generation: generation, estimatedSize: estimatedSize, producer: producer)
+                }
+                var succeeded = false
+                if case .finished(_, .success) = outcome { succeeded = true }
+                let settled = state.settle(key, pin: succeeded)
+                evict(settled.evict)
+                switch outcome {
+                case .finished(_, .success):
+                    // Nil only if its file vanished meanwhile (an audit dropped it): pack again.
+                    if let size = settled.size { return archive(key, size: size) }
+                case .finished(_, .failure(let error)):
+                    // A packing cancelled while its requester still waits: the cache is stopping.
+                    throw error is CancellationError && !Task.isCancelled ? CacheError.stopped : error
+                case .stillRunning:
+                    throw CancellationError()
+                case .refused:
+                    throw CacheError.stopped
                 }
             }
-        } onCancel: {
-            Task { await self.cancelWaiter(key, waiter) }
         }
     }
 
     /// Ends a pin taken by ``acquire(_:priority:estimatedSize:producer:)`` or ``pin(_:)``.
     public func release(_ key: CacheKey) {
+        applyReleasedSoon()
         evict(state.release(key))
     }
 
     /// Releases many pins at once.
     public func release(_ keys: [CacheKey]) {
+        applyReleasedSoon()
+        for key in keys { evict(state.release(key)) }
+    }
+
+    /// Releases pins without waiting, from anywhere (an initrd's `deinit`): they take effect at the
+    /// cache's next operation.
+    public nonisolated func releaseSoon(_ keys: [CacheKey]) {
+        releasedSoon.withLock { $0 += keys }
+    }
+
+    private func applyReleasedSoon() {
+        let keys = releasedSoon.withLock { pending in
+            defer { pending = [] }
+            return pending
+        }
         for key in keys { evict(state.release(key)) }
     }
 
@@ -183,6 +217,7 @@ public actor CPIOCache {
     /// anything: releases its pins on them and drops each entry whose file is still wrong (someone
     /// may have packed it again meanwhile). A vanished directory is recreated and every entry checked.
     public func discard(_ archives: [CachedArchive]) {
+        applyReleasedSoon()
         for archive in archives { evict(state.release(archive.key)) }
         if recreateDirectoryIfGone() {
             audit()
@@ -221,36 +256,38 @@ public actor CPIOCache {
         return true
     }
 
-    private func cancelWaiter(_ key: CacheKey, _ waiter: UInt64) {
-        guard state.cancel(key, waiter: waiter), let continuation = continuations.removeValue(forKey: waiter) else { return }
-        continuation.resume(throwing: CancellationError())
-    }
-
     // MARK: - Verification
 
-    /// The running verification of `key`, starting it if `key` is an unverified adopted entry; nil
-    /// if there is nothing to verify.
-    private func verificationTask(_ key: CacheKey) -> Task<Void, Never>? {
-        if let running = verifications[key] { return running }
-        guard let size = state.beginVerification(key) else { return nil }
+    /// Verifies `key` if it is an unverified adopted entry (joining a verification in flight).
+    /// False if the cache is shutting down.
+    private func verify(_ key: CacheKey) async -> Bool {
+        switch await verifications.run(key, { _ in await self.runVerification(key) }) {
+        case .finished: true
+        case .stillRunning: !Task.isCancelled
+        case .refused: false
+        }
+    }
+
+    private func runVerification(_ key: CacheKey) async {
+        guard let size = state.beginVerification(key) else { return }
         let expected = archive(key, size: size)
         let pool = threadPool
-        let task = Task {
-            let clock = ContinuousClock()
-            let started = clock.now
-            let found: Result<ArchiveChecksum, any Error>
-            do { found = .success(try await pool.runIfActive { try ArchiveChecksum.ofFile(at: expected.path) }) } catch {
-                found = .failure(error)
-            }
-            self.verificationEnded(expected, found, duration: clock.now - started)
+        let clock = ContinuousClock()
+        let started = clock.now
+        let found: Result<ArchiveChecksum, any Error>
+        do { found = .success(try await pool.runIfActive { try ArchiveChecksum.ofFile(at: expected.path) }) } catch {
+            found = .failure(error)
         }
-        verifications[key] = task
-        return task
+        if Task.isCancelled {
+            // A shutdown, not a verdict on the file.
+            state.verificationAbandoned(key)
+            return
+        }
+        verificationEnded(expected, found, duration: clock.now - started)
     }
 
     private func verificationEnded(_ expected: CachedArchive, _ found: Result<ArchiveChecksum, any Error>, duration: Duration) {
         let key = expected.key
-        verifications[key] = nil
         if case .success(let checksum) = found, checksum == expected.checksum {
             state.verificationSucceeded(key)
             verifiedCount += 1
@@ -274,55 +311,67 @@ public actor CPIOCache {
 
     // MARK: - Packing
 
-    private func startPacking(_ key: CacheKey) {
-        guard let producer = producers[key] else { preconditionFailure("no producer for \(key)") }
-        let directory = self.directory
-        let pool = threadPool
-        let logger = self.logger
-        // Unstructured on purpose: the packing belongs to the cache, not to whoever asked first.
-        Task {
-            let clock = ContinuousClock()
-            let started = clock.now
-            var result = await Self.pack(key, directory: directory, pool: pool, producer: producer)
-            if case .failure(let failure as PackingOutOfSpace) = result {
-                if self.makeRoom(for: key, after: failure) {
-                    result = await Self.pack(key, directory: directory, pool: pool, producer: producer)
-                }
-                if case .failure(let again as PackingOutOfSpace) = result {
-                    logger.error("out of space while packing; giving up", metadata: [
-                        "path": "\(key.path.name)", "directory": "\(directory)", "error": "\(again)",
-                    ])
-                    result = .failure(CacheError.outOfSpace)
-                }
+    /// The work of one packing job: packs `key`, retrying once after making room if the disk is
+    /// full. A job queued before the disk was found full is not started.
+    private func pack(_ key: CacheKey, generation: UInt64, estimatedSize: UInt64, producer: @escaping Producer) async throws -> ArchiveChecksum {
+        guard generation == outOfSpaceGeneration else { throw CacheError.outOfSpace }
+        let clock = ContinuousClock()
+        let started = clock.now
+        var result = await Self.pack(key, directory: directory, pool: threadPool, producer: producer)
+        if case .failure(let failure as PackingOutOfSpace) = result {
+            if makeRoom(for: key, estimate: estimatedSize, after: failure) {
+                result = await Self.pack(key, directory: directory, pool: threadPool, producer: producer)
             }
-            switch result {
-            case .success(let checksum):
-                logger.debug("packed", metadata: ["path": "\(key.path.name)", "bytes": "\(checksum.size)", "duration": "\(clock.now - started)"])
-            case .failure(CacheError.outOfSpace):
-                break
-            case .failure(let error):
-                logger.error("packing failed", metadata: ["path": "\(key.path.name)", "error": "\(error)"])
+            if case .failure(let again as PackingOutOfSpace) = result {
+                logger.error("out of space while packing; giving up", metadata: [
+                    "path": "\(key.path.name)", "directory": "\(directory)", "error": "\(again)",
+                ])
+                outOfSpaceGeneration += 1
+                result = .failure(CacheError.outOfSpace)
             }
-            self.packingEnded(key, result)
+        }
+        switch result {
+        case .success(let checksum):
+            logger.debug("packed", metadata: ["path": "\(key.path.name)", "bytes": "\(checksum.size)", "duration": "\(clock.now - started)"])
+            packedCount += 1
+            checksums[key] = checksum
+            evict(state.packingSucceeded(key, size: checksum.size))
+            return checksum
+        case .failure(let error):
+            switch error {
+            case CacheError.outOfSpace: break
+            case is CancellationError: logger.notice("packing cancelled (shutting down); its temporary is removed", metadata: ["path": "\(key.path.name)"])
+            default: logger.error("packing failed", metadata: ["path": "\(key.path.name)", "error": "\(error)"])
+            }
+            throw error
         }
     }
 
+    /// One attempt at writing `key`'s archive on the thread pool; cancelling the caller stops the
+    /// producer at its next write (and the temporary is removed before this returns).
     private static func pack(
         _ key: CacheKey, directory: String, pool: NIOThreadPool, producer: @escaping Producer
     ) async -> Result<ArchiveChecksum, any Error> {
+        let cancellation = PackingCancellation()
         do {
-            return .success(try await pool.runIfActive { try writeAtomically(directory: directory, key: key, producer: producer) })
+            return .success(try await withTaskCancellationHandler {
+                try await pool.runIfActive {
+                    try writeAtomically(directory: directory, key: key, cancellation: cancellation, producer: producer)
+                }
+            } onCancel: {
+                cancellation.cancel()
+            })
         } catch {
             return .failure(error)
         }
     }
 
+
     /// After a packing of `key` ran out of space: evicts least recently used archives that no initrd
     /// pins until the free space reaches what the archive may need (its uncompressed size, or twice
     /// what the failed attempt wrote). Returns whether a retry is worth it; evicts nothing if even
     /// evicting every unpinned archive could not make the room.
-    private func makeRoom(for key: CacheKey, after failure: PackingOutOfSpace) -> Bool {
-        let estimate = estimates[key] ?? 0
+    private func makeRoom(for key: CacheKey, estimate: UInt64, after failure: PackingOutOfSpace) -> Bool {
         let needed = estimate > 0 ? estimate + (64 << 10) : 2 * failure.written + (1 << 20)
         let free = Self.availableBytes(directory) ?? 0
         let short = needed > free ? needed - free : 0
@@ -344,33 +393,6 @@ public actor CPIOCache {
         return !evicted.isEmpty
     }
 
-    private func packingEnded(_ key: CacheKey, _ result: Result<ArchiveChecksum, any Error>) {
-        producers[key] = nil
-        estimates[key] = nil
-        let completion: CacheStateMachine<CacheKey, UInt64>.Completion
-        switch result {
-        case .success(let checksum):
-            packedCount += 1
-            checksums[key] = checksum
-            completion = state.packingSucceeded(key, size: checksum.size)
-            for waiter in completion.waiters { continuations.removeValue(forKey: waiter)?.resume(returning: checksum) }
-        case .failure(let error):
-            if case CacheError.outOfSpace = error {
-                // The disk is full: what is queued is not started (it would only fill it again).
-                let stopped = state.failQueued()
-                for queued in stopped.keys {
-                    producers[queued] = nil
-                    estimates[queued] = nil
-                }
-                for waiter in stopped.waiters { continuations.removeValue(forKey: waiter)?.resume(throwing: error) }
-            }
-            completion = state.packingFailed(key)
-            for waiter in completion.waiters { continuations.removeValue(forKey: waiter)?.resume(throwing: error) }
-        }
-        for next in completion.start { startPacking(next) }
-        evict(completion.evict)
-    }
-
     private func evict(_ keys: [CacheKey]) {
         guard !keys.isEmpty || state.overshoot > 0 else { return }
         for key in keys {
@@ -386,12 +408,13 @@ public actor CPIOCache {
         }
     }
 
+
     // MARK: - Disk
 
     /// Writes one archive under a temporary name and renames it into place under its checksummed
     /// name. Returns its size and CRC-32. A full disk throws ``PackingOutOfSpace``; the temporary is
     /// removed whatever fails.
-    static func writeAtomically(directory: String, key: CacheKey, producer: Producer) throws -> ArchiveChecksum {
+    static func writeAtomically(directory: String, key: CacheKey, cancellation: PackingCancellation, producer: Producer) throws -> ArchiveChecksum {
         let temporary = directory + "/" + temporaryPrefix + key.fileName + "." + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         var fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if fd < 0 && errno == ENOENT {
@@ -410,11 +433,11 @@ public actor CPIOCache {
             if !committed { unlink(temporary) }
         }
         do {
-            var sink = FileDescriptorSink(descriptor: fd)
+            var sink = PackingSink(file: FileDescriptorSink(descriptor: fd), cancellation: cancellation)
             try producer(&sink)
             guard fsync(fd) == 0 else { throw SystemError(operation: "fsync \(temporary)", errno: errno) }
             guard fchmod(fd, 0o444) == 0 else { throw SystemError(operation: "chmod \(temporary)", errno: errno) }
-            let checksum = sink.checksum
+            let checksum = sink.file.checksum
             let final = directory + "/" + key.fileName(checksum: checksum)
             guard rename(temporary, final) == 0 else { throw SystemError(operation: "rename \(temporary)", errno: errno) }
             committed = true
@@ -466,7 +489,7 @@ public actor CPIOCache {
     /// Scans the directory: removes temporaries, removes archives of our format whose name carries
     /// no checksum or whose size differs from it (and all but the newest of one key), adopts the
     /// rest unverified, oldest first, and leaves other files alone.
-    static func rebuildIndex(directory: String, into state: inout CacheStateMachine<CacheKey, UInt64>, logger: Logger) throws -> Scan {
+    static func rebuildIndex(directory: String, into state: inout CacheStateMachine<CacheKey>, logger: Logger) throws -> Scan {
         var found: [(name: String, key: CacheKey, checksum: ArchiveChecksum, mtime: Int)] = []
         var scan = Scan()
         var temporaries = 0

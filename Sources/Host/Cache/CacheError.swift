@@ -5,6 +5,8 @@ public enum CacheError: Error, CustomStringConvertible {
     case outOfSpace
     /// The cache directory cannot be written (found at start-up).
     case notWritable(directory: String, reason: String)
+    /// The server is shutting down: no packing is started any more.
+    case stopped
     /// Archives kept vanishing between packing and serving (someone is deleting the cache).
     case keepsVanishing(count: Int)
 
@@ -14,6 +16,8 @@ public enum CacheError: Error, CustomStringConvertible {
             "no space left on the device of the cpio cache"
         case .notWritable(let directory, let reason):
             "the cpio cache directory \(directory) is not writable (\(reason)); fix its permissions or mount, or point --cpio-cache-dir elsewhere"
+        case .stopped:
+            "the server is shutting down"
         case .keepsVanishing(let count):
             "\(count) cached archives vanished again right after being packed"
         }

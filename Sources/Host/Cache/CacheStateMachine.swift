@@ -1,17 +1,19 @@
 /// The bookkeeping of the CPIO cache, without any I/O.
 ///
 /// It decides; the ``CPIOCache`` actor acts. Every mutating method returns what the caller must do
-/// (start a packing, resume waiters, delete files). It tracks:
+/// (pack, verify, delete files). It tracks:
 /// - entries on disk with their size, a use counter for least-recently-used eviction, and pins held
 ///   by in-flight initrds (a pinned entry is never evicted, even over the byte limit);
 /// - whether an entry's bytes are proven: an entry adopted at start-up is unverified and is never
 ///   pinned until a verification (a read of the file against its checksum) has passed;
 /// - pins on entries dropped while pinned (their file vanished): released later without touching
 ///   a newer entry of the same key;
-/// - packings in flight with the requesters waiting for them (single-flight: one packing per key);
-/// - a bound on concurrent packings, with a queue for the rest that starts the highest priority
-///   first (the assembler gives larger paths a higher priority, so the big ones do not end last).
-public struct CacheStateMachine<Key: Hashable, Waiter: Hashable> {
+/// - requesters waiting for a packing of a key: the entry it produces is not evicted before each
+///   of them has settled (pinned it, or given up).
+///
+/// Who packs what, when and how many at once is not decided here: packings run on the cache's
+/// ``WorkCoordinator``.
+public struct CacheStateMachine<Key: Hashable> {
     /// An archive on disk.
     public struct Entry: Equatable {
         public var size: UInt64
@@ -25,47 +27,38 @@ public struct CacheStateMachine<Key: Hashable, Waiter: Hashable> {
         case ready(Entry)
         /// An adopted entry whose file is being read to check its checksum.
         case verifying(Entry)
-        case packing(waiters: [Waiter])
-        case queued(waiters: [Waiter])
     }
 
-    /// What the caller of ``acquire(_:waiter:)`` does next.
+    /// What the caller of ``acquire(_:)`` does next.
     public enum AcquireAction: Equatable {
         /// On disk; the entry is now pinned for the caller.
         case ready(size: UInt64)
-        /// Wait for a packing; `startPacking` says whether the caller must start it now.
-        case wait(startPacking: Bool)
+        /// Not on disk: pack it (or join its packing), then ``settle(_:pin:)``.
+        case pack
         /// The entry is on disk but unverified (or being verified): verify it, then ask again.
         case verify
     }
 
-    /// What follows a finished packing.
-    public struct Completion: Equatable {
-        /// Waiters to resume (each now holds a pin) or to fail.
-        public var waiters: [Waiter]
-        /// Queued keys whose packing may start now.
-        public var start: [Key]
+    /// What follows a requester's wait for a packing.
+    public struct Settlement: Equatable {
+        /// The size of the entry now pinned for the requester; nil if it is not on disk (or not asked).
+        public var size: UInt64?
         /// Entries to delete from disk.
         public var evict: [Key]
     }
 
     public let capacity: UInt64
-    public let maximumConcurrentPackings: Int
-    /// Bytes of all ready entries.
+    /// Bytes of all entries on disk.
     public private(set) var totalBytes: UInt64 = 0
-    public private(set) var runningPackings = 0
     private var slots: [Key: Slot] = [:]
-    /// Keys waiting for a packing slot, with their priority and arrival number.
-    private var queue: [(key: Key, priority: UInt64, arrival: UInt64)] = []
-    private var arrivals: UInt64 = 0
+    /// Requesters of each key waiting for its packing.
+    private var expected: [Key: Int] = [:]
     private var clock: UInt64 = 0
     /// Pins still held on entries that were dropped while pinned.
     private var orphanedPins: [Key: Int] = [:]
 
-    public init(capacity: UInt64, maximumConcurrentPackings: Int) {
-        precondition(maximumConcurrentPackings > 0)
+    public init(capacity: UInt64) {
         self.capacity = capacity
-        self.maximumConcurrentPackings = maximumConcurrentPackings
     }
 
     /// Bytes over the limit that cannot be evicted now because in-flight initrds pin them.
@@ -75,22 +68,24 @@ public struct CacheStateMachine<Key: Hashable, Waiter: Hashable> {
     public func entry(_ key: Key) -> Entry? {
         switch slots[key] {
         case .ready(let entry)?, .verifying(let entry)?: entry
-        default: nil
+        case nil: nil
         }
     }
 
     /// Number of entries on disk (ready or being verified).
-    public var count: Int { slots.values.reduce(0) { $0 + (Self.onDisk($1) != nil ? 1 : 0) } }
+    public var count: Int { slots.count }
 
     /// Every entry on disk with its size.
     public var entriesOnDisk: [(key: Key, size: UInt64)] {
-        slots.compactMap { key, slot in Self.onDisk(slot).map { (key, $0.size) } }
+        slots.map { key, slot in (key, Self.onDisk(slot).size) }
     }
 
-    private static func onDisk(_ slot: Slot) -> Entry? {
+    /// Requesters of `key` waiting for its packing.
+    public func waiting(for key: Key) -> Int { expected[key] ?? 0 }
+
+    private static func onDisk(_ slot: Slot) -> Entry {
         switch slot {
         case .ready(let entry), .verifying(let entry): entry
-        case .packing, .queued: nil
         }
     }
 
@@ -125,6 +120,18 @@ public struct CacheStateMachine<Key: Hashable, Waiter: Hashable> {
         slots[key] = .ready(entry)
     }
 
+    /// The verification of `key` was cancelled (a shutdown): the entry stays, unverified.
+    public mutating func verificationAbandoned(_ key: Key) {
+        guard case .verifying(let entry)? = slots[key] else { return }
+        slots[key] = .ready(entry)
+    }
+
+    /// Whether `key` is on disk but not proven yet (so it must be verified before it is pinned).
+    public func needsVerification(_ key: Key) -> Bool {
+        guard let entry = entry(key) else { return false }
+        return !entry.verified
+    }
+
     /// The file of `key` did not match (or could not be read): the entry is forgotten and its file
     /// must be removed; the next request packs it again.
     public mutating func verificationFailed(_ key: Key) {
@@ -143,74 +150,37 @@ public struct CacheStateMachine<Key: Hashable, Waiter: Hashable> {
         return entry.size
     }
 
-    /// A requester wants `key`. Among queued keys, a higher `priority` starts first (then arrival order).
-    public mutating func acquire(_ key: Key, waiter: Waiter, priority: UInt64 = 0) -> AcquireAction {
+    /// A requester wants `key`: pinned if it is ready and verified; else it verifies it, or packs it
+    /// (and then calls ``settle(_:pin:)`` once, whatever the packing's outcome).
+    public mutating func acquire(_ key: Key) -> AcquireAction {
         if let size = pinIfReady(key) { return .ready(size: size) }
-        switch slots[key] {
-        case .ready?, .verifying?:
-            return .verify
-        case .packing(var waiters)?:
-            waiters.append(waiter)
-            slots[key] = .packing(waiters: waiters)
-            return .wait(startPacking: false)
-        case .queued(var waiters)?:
-            waiters.append(waiter)
-            slots[key] = .queued(waiters: waiters)
-            return .wait(startPacking: false)
-        case nil:
-            if runningPackings < maximumConcurrentPackings {
-                runningPackings += 1
-                slots[key] = .packing(waiters: [waiter])
-                return .wait(startPacking: true)
-            }
-            slots[key] = .queued(waiters: [waiter])
-            arrivals += 1
-            queue.append((key, priority, arrivals))
-            return .wait(startPacking: false)
-        }
+        if slots[key] != nil { return .verify }
+        expected[key, default: 0] += 1
+        return .pack
     }
 
-    /// A waiting requester went away. Returns true if it was still waiting (the caller resumes it
-    /// with a cancellation). A packing already running goes on for the others (and for the cache);
-    /// a queued one that nobody waits for any more is dropped.
-    public mutating func cancel(_ key: Key, waiter: Waiter) -> Bool {
-        switch slots[key] {
-        case .packing(var waiters)?:
-            guard let index = waiters.firstIndex(of: waiter) else { return false }
-            waiters.remove(at: index)
-            slots[key] = .packing(waiters: waiters)
-            return true
-        case .queued(var waiters)?:
-            guard let index = waiters.firstIndex(of: waiter) else { return false }
-            waiters.remove(at: index)
-            slots[key] = waiters.isEmpty ? nil : .queued(waiters: waiters)
-            return true
-        default:
-            return false
-        }
+    /// A requester's wait for the packing of `key` ended. With `pin`, the entry is pinned for it if
+    /// it is on disk. Returns the entries to evict now that it no longer holds the entry back.
+    public mutating func settle(_ key: Key, pin: Bool) -> Settlement {
+        guard let waiting = expected[key], waiting > 0 else { preconditionFailure("settle without acquire") }
+        expected[key] = waiting > 1 ? waiting - 1 : nil
+        let size = pin ? pinIfReady(key) : nil
+        return Settlement(size: size, evict: evictIfNeeded())
     }
 
-    /// The packing of `key` wrote `size` bytes to disk. Every waiter now holds a pin.
-    public mutating func packingSucceeded(_ key: Key, size: UInt64) -> Completion {
-        guard case .packing(let waiters)? = slots[key] else {
-            preconditionFailure("packingSucceeded for a key that is not packing")
-        }
+    /// The packing of `key` wrote `size` bytes to disk: a verified entry, kept for the requesters
+    /// waiting for it until they settle. Returns the entries to evict.
+    public mutating func packingSucceeded(_ key: Key, size: UInt64) -> [Key] {
         clock += 1
-        slots[key] = .ready(Entry(size: size, pins: waiters.count, lastUse: clock, verified: true))
-        totalBytes += size
-        runningPackings -= 1
-        let start = startQueued()
-        return Completion(waiters: waiters, start: start, evict: evictIfNeeded())
-    }
-
-    /// The packing of `key` failed: its waiters get the error, nothing is cached.
-    public mutating func packingFailed(_ key: Key) -> Completion {
-        guard case .packing(let waiters)? = slots[key] else {
-            preconditionFailure("packingFailed for a key that is not packing")
+        var entry = Entry(size: size, pins: 0, lastUse: clock, verified: true)
+        if let old = slots[key] {
+            let known = Self.onDisk(old)
+            totalBytes -= known.size
+            entry.pins = known.pins
         }
-        slots[key] = nil
-        runningPackings -= 1
-        return Completion(waiters: waiters, start: startQueued(), evict: [])
+        slots[key] = .ready(entry)
+        totalBytes += size
+        return evictIfNeeded()
     }
 
     /// An initrd is done with `key`. Returns the entries to evict now.
@@ -240,25 +210,9 @@ public struct CacheStateMachine<Key: Hashable, Waiter: Hashable> {
         return true
     }
 
-    /// Fails every queued packing (they never started): returns their keys and waiters. For a full disk,
-    /// where starting them would only fill it again.
-    public mutating func failQueued() -> (keys: [Key], waiters: [Waiter]) {
-        var keys: [Key] = []
-        var waiters: [Waiter] = []
-        for item in queue {
-            if case .queued(let queued)? = slots[item.key] {
-                keys.append(item.key)
-                waiters += queued
-                slots[item.key] = nil
-            }
-        }
-        queue.removeAll()
-        return (keys, waiters)
-    }
-
     /// Bytes of ready entries that no initrd pins (what eviction could free now).
     public var unpinnedBytes: UInt64 {
-        slots.values.reduce(0) { if case .ready(let entry) = $1, entry.pins == 0 { $0 + entry.size } else { $0 } }
+        unpinnedByAge().reduce(0) { $0 + $1.entry.size }
     }
 
     /// Evicts unpinned entries, least recently used first, until at least `bytes` are freed or none
@@ -279,29 +233,10 @@ public struct CacheStateMachine<Key: Hashable, Waiter: Hashable> {
     private func unpinnedByAge() -> [(key: Key, entry: Entry)] {
         var candidates: [(key: Key, entry: Entry)] = []
         for (key, slot) in slots {
-            if case .ready(let entry) = slot, entry.pins == 0 { candidates.append((key, entry)) }
+            if case .ready(let entry) = slot, entry.pins == 0, expected[key] == nil { candidates.append((key, entry)) }
         }
         candidates.sort { $0.entry.lastUse < $1.entry.lastUse }
         return candidates
-    }
-
-    private mutating func startQueued() -> [Key] {
-        var started: [Key] = []
-        while runningPackings < maximumConcurrentPackings, !queue.isEmpty {
-            var best = 0
-            for index in queue.indices.dropFirst() {
-                let candidate = queue[index], current = queue[best]
-                if candidate.priority > current.priority || (candidate.priority == current.priority && candidate.arrival < current.arrival) {
-                    best = index
-                }
-            }
-            let key = queue.remove(at: best).key
-            guard case .queued(let waiters)? = slots[key] else { continue }  // dropped by cancellation, or started already
-            slots[key] = .packing(waiters: waiters)
-            runningPackings += 1
-            started.append(key)
-        }
-        return started
     }
 
     private mutating func evictIfNeeded() -> [Key] {

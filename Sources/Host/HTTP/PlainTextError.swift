@@ -65,6 +65,8 @@ extension PlainTextError {
             }
         case CacheError.outOfSpace:
             PlainTextError(.init(code: 507, reasonPhrase: "Insufficient Storage"), "the server's cpio cache is out of disk space; try again later")
+        case CacheError.stopped:
+            PlainTextError(.serviceUnavailable, "the server is shutting down; try again later")
         case let error as NixCommandError:
             PlainTextError(.badGateway, "nix failed: \((error.command.first ?? "nix").split(separator: "/").last ?? "nix") (details in the server log)")
         default: PlainTextError(.internalServerError, "internal error (details in the server log)")

@@ -28,29 +28,30 @@ public final class Initrd: Sendable {
     public let members: [Member]
     /// The exact length of the initrd in bytes.
     public let size: UInt64
-    private let releaser: @Sendable () async -> Void
+    private let cache: CPIOCache
+    /// The pins this initrd holds, one per key.
+    private let pinned: [CacheKey]
     private let released = Atomic<Bool>(false)
 
-    init(root: StorePath, closure: [StorePath], members: [Member], release: @escaping @Sendable () async -> Void) {
+    init(root: StorePath, closure: [StorePath], members: [Member], cache: CPIOCache, pinned: [CacheKey]) {
         self.root = root
         self.closure = closure
         self.members = members
         self.size = members.reduce(0) { $0 + $1.size }
-        self.releaser = release
+        self.cache = cache
+        self.pinned = pinned
     }
 
     /// Unpins the cached archives. Call once, when the initrd has been sent (or will not be).
     public func release() async {
         guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        await releaser()
+        await cache.release(pinned)
     }
 
     deinit {
-        // A response that never ran its body still gives its pins back.
-        if !released.load(ordering: .acquiring) {
-            let releaser = self.releaser
-            Task { await releaser() }
-        }
+        // A response that never ran its body still gives its pins back, synchronously (no task
+        // outlives the initrd): the cache applies them at its next operation.
+        if !released.load(ordering: .acquiring) { cache.releaseSoon(pinned) }
     }
 
     /// The bytes, read lazily in chunks of `chunkSize`.

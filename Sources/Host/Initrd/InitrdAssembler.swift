@@ -1,18 +1,26 @@
 import Logging
+import ServiceLifecycle
 
 /// Builds initrds for closures out of cached per-path archives.
 ///
-/// For a root path: its closure (asked of Nix once, then remembered: a store path's closure never
-/// changes), the leader and loader, then one archive per path in byte-wise order of their names.
-/// Missing archives are packed through the cache; the registrations of all missing paths come from a
-/// single `nix-store --dump-db` call.
+/// For a root path: its closure (asked of Nix once, then remembered for the most recently used
+/// systems: a store path's closure never changes), the leader and loader, then one archive per path
+/// in byte-wise order of their names. Missing archives are packed through the cache; the
+/// registrations of all missing paths come from a single `nix-store --dump-db` call. Packing passes
+/// run on a ``WorkCoordinator``: run ``services`` (the cache's and the passes') for as long as
+/// initrds are assembled.
 public actor InitrdAssembler {
+    /// Most closures remembered.
+    public static let rememberedClosures = 256
+
     public let store: any NixStore
     public nonisolated let cache: CPIOCache
     public nonisolated let packer: StorePathPacker
     private let logger: Logger
-    private var closures: [StorePath: [StorePath]] = [:]
-    private let packingPasses = SingleFlight<StorePath, Void>()
+    private var closures = RecentlyUsed<StorePath, [StorePath]>(capacity: rememberedClosures)
+    /// One pass per system at a time, shared by its requesters; a pass goes on when they leave
+    /// (what it packs is cached for the next request).
+    private let packingPasses = WorkCoordinator<StorePath, Void>(policy: .init(joining: .anyJob, maximumRunning: 16, whenAbandoned: .keepRunning))
 
     public init(store: any NixStore, cache: CPIOCache, packer: StorePathPacker, logger: Logger) {
         self.store = store
@@ -21,16 +29,19 @@ public actor InitrdAssembler {
         self.logger = logger
     }
 
+    /// What must run while initrds are assembled: the cache and the packing passes.
+    public nonisolated var services: [any Service] { [cache, packingPasses] }
+
     /// The closure of `root`, sorted byte-wise, remembered after the first query.
     public func closure(of root: StorePath) async throws -> [StorePath] {
-        if let known = closures[root] { return known }
+        if let known = closures.value(root) { return known }
         let paths = try await store.requisites(of: root).sorted()
-        closures[root] = paths
+        closures.insert(root, paths)
         return paths
     }
 
     /// Whether the closure of `root` is already known (so `root` was valid when first asked).
-    public func knowsClosure(of root: StorePath) -> Bool { closures[root] != nil }
+    public func knowsClosure(of root: StorePath) -> Bool { closures.contains(root) }
 
     /// The cache key of `path` for this assembler's codec and level.
     public nonisolated func key(_ path: StorePath) -> CacheKey {
@@ -57,7 +68,7 @@ public actor InitrdAssembler {
             if stale.isEmpty {
                 var members: [Initrd.Member] = [.bytes(InitrdLayout.leader), .bytes(InitrdLayout.loader)]
                 for archive in archives { members.append(.file(path: archive.path, size: archive.size)) }
-                return Initrd(root: root, closure: closure, members: members) { await cache.release(keys) }
+                return Initrd(root: root, closure: closure, members: members, cache: cache, pinned: keys)
             }
             vanished = stale.count
             logger.warning("cached archives vanished or changed on disk; packing them again", metadata: [
@@ -81,7 +92,14 @@ public actor InitrdAssembler {
         var archives = await cache.pin(keys)
         if archives.contains(nil) {
             do {
-                try await packingPasses.run(root) { try await self.packingPass(root: root, closure: closure) }
+                switch await packingPasses.run(root, { _ in try await self.packingPass(root: root, closure: closure) }) {
+                case .finished(_, .success): break
+                case .finished(_, .failure(let error)):
+                    // A pass cancelled while this request still waits: the server is stopping.
+                    throw error is CancellationError && !Task.isCancelled ? CacheError.stopped : error
+                case .stillRunning: throw CancellationError()
+                case .refused: throw CacheError.stopped
+                }
                 // Pin what the pass made. Whatever was evicted meanwhile (a cache smaller than the
                 // closure) is packed again here, pinned for this request from the start.
                 let missing = keys.indices.filter { archives[$0] == nil }

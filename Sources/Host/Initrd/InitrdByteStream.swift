@@ -102,8 +102,8 @@ public struct InitrdByteStream: AsyncSequence, Sendable {
 
         /// The next chunk of a member larger than a chunk, keeping its file open between chunks.
         private mutating func nextChunk(ofLargeFile path: String, size: UInt64) async throws -> ByteBuffer {
-            if file == nil { file = try OpenFile(path: path, expectedSize: size) }
-            let handle = file!
+            let handle = try file ?? OpenFile(path: path, expectedSize: size)
+            file = handle
             let length = Int(Swift.min(UInt64(chunkSize), size - offset))
             let at = offset
             let allocator = self.allocator
@@ -154,8 +154,9 @@ public struct InitrdByteStream: AsyncSequence, Sendable {
         func read(at offset: UInt64, length: Int, into buffer: inout ByteBuffer) throws {
             var done = 0
             try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { raw in
+                guard let base = raw.baseAddress else { return 0 }
                 while done < length {
-                    let n = pread(descriptor, raw.baseAddress! + done, length - done, off_t(offset) + off_t(done))
+                    let n = pread(descriptor, base + done, length - done, off_t(offset) + off_t(done))
                     if n < 0 {
                         if errno == EINTR { continue }
                         throw SystemError(operation: "read \(path)", errno: errno)

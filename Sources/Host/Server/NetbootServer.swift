@@ -7,6 +7,7 @@ import ArgumentParser
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// Puts the host together from options and registered modules: the cache, the assembler, the routes.
 public struct NetbootServer: Sendable {
@@ -15,6 +16,10 @@ public struct NetbootServer: Sendable {
     public let store: any NixStore
     public let assembler: InitrdAssembler
     public let pins: GCRootPins
+    /// Packs a system's initrd ahead when a dispatch resolves it (a service of the application).
+    public let packAhead: PackAheadService
+    /// The connections with a request in flight, closed when a shutdown's grace is over.
+    public let connections = InFlightConnections()
     public let logger: Logger
 
     /// Validates the options against the registry and opens the cache. `storeDirectory` (where store
@@ -43,6 +48,7 @@ public struct NetbootServer: Sendable {
         guard options.idleTimeout > 0, options.idleTimeout <= 3600 else { throw ValidationError("--idle-timeout takes seconds, more than 0 and at most 3600") }
         guard (options.maxConnections ?? 1) >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard (1024...(1 << 20)).contains(options.maxHeaderBytes) else { throw ValidationError("--max-header-bytes takes 1024 to 1048576") }
+        guard options.shutdownGrace >= 0, options.shutdownGrace <= 86400 else { throw ValidationError("--shutdown-grace takes seconds, 0 to 86400") }
         self.pins = try GCRootPins(
             gcRootDirectory: gcRoots, lifetime: .seconds(options.pinLifetime), maximumPins: options.maxPins, store: store, logger: logger)
         for name in options.disableSource where registry.source(named: name) == nil {
@@ -51,7 +57,10 @@ public struct NetbootServer: Sendable {
         self.options = options
         self.registry = registry
         self.store = store
-        self.assembler = InitrdAssembler(store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: level, storeDirectory: storeDirectory), logger: logger)
+        let assembler = InitrdAssembler(
+            store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: level, storeDirectory: storeDirectory), logger: logger)
+        self.assembler = assembler
+        self.packAhead = PackAheadService(assembler: assembler, logger: logger)
         self.logger = logger
     }
 
@@ -59,19 +68,16 @@ public struct NetbootServer: Sendable {
     public func makeRouter() -> Router<NetbootRequestContext> {
         let router = Router(context: NetbootRequestContext.self)
         let table = RouteTable()
+        // Every connection with a request in flight is known to the shutdown.
+        router.add(middleware: InFlightConnectionsMiddleware(connections: connections))
         // The access log wraps the error middleware so that it logs the status actually sent.
         router.add(middleware: AccessLogMiddleware())
         router.add(middleware: HTTPErrorMiddleware(routes: table))
         BootRoutes(store: store, assembler: assembler).add(to: router, table: table)
-        let assembler = self.assembler
-        let logger = self.logger
+        let packAhead = self.packAhead
         DispatchRoutes(sources: registry.sources, disabled: Set(options.disableSource), pins: pins, assembler: assembler) { path in
             // Warm the initrd while iPXE fetches the script and the kernel.
-            Task {
-                do { await (try await assembler.initrd(for: path)).release() } catch {
-                    logger.warning("packing ahead failed", metadata: ["path": "\(path.name)", "error": "\(error)"])
-                }
-            }
+            packAhead.request(path)
         }.add(to: router, table: table)
         return router
     }
@@ -83,21 +89,34 @@ public struct NetbootServer: Sendable {
         options.connectionLimit(openFiles: Self.raiseOpenFileLimit(to: 0), jobs: options.jobs ?? System.coreCount)
     }
 
-    /// The application, ready to run until SIGINT or SIGTERM (in-flight responses finish first);
-    /// SIGHUP is ignored. Expired pins are swept at start-up and every minute.
-    public func makeApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> some ApplicationProtocol {
+    /// The background work of the host and of the sources: the cache (its packings and thread
+    /// pool), packing passes, pack-ahead and the sources' services. Whoever serves the router runs
+    /// them (the application does; tests serving ``makeRouter()`` must too).
+    public var services: [any Service] {
+        // Stopped in reverse order at shutdown: the sources' work first, the cache last.
+        assembler.services + [packAhead] + registry.sources.flatMap(\.services)
+    }
+
+    /// The application, ready to run until SIGINT or SIGTERM; SIGHUP is ignored. Expired pins are
+    /// swept at start-up and every minute. On shutdown, see ``NetbootApplication``: background work
+    /// is cancelled, responses in flight get `--shutdown-grace` seconds, then their connections close.
+    public func makeApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> NetbootApplication {
         let (host, port) = try options.listenAddress()
-        return Application(
+        let http = Application(
             router: makeRouter(),
             server: .boundedHTTP1(
                 limiter: ConnectionLimiter(limit: connectionLimit, logger: logger), headerTimeout: options.headerTimeout,
                 idleTimeout: options.idleTimeout, maxHeaderBytes: options.maxHeaderBytes, logger: logger),
             configuration: .init(address: .hostname(host, port: port), serverName: "nix-netboot-serve"),
-            services: [
+            onServerRunning: onServerRunning,
+            logger: logger)
+        return NetbootApplication(
+            foundation: [
                 PinSweeperService(pins: pins, interval: .seconds(max(1, min(60, options.pinLifetime)))),
                 HangupService(logger: logger),
-            ] + registry.sources.flatMap(\.services),
-            onServerRunning: onServerRunning,
+            ],
+            http: GracefulHTTPService(http: http, connections: connections, grace: .milliseconds(Int64(options.shutdownGrace * 1000)), logger: logger),
+            background: services,
             logger: logger)
     }
 

@@ -50,6 +50,9 @@ public struct ServerOptions: ParsableArguments, Sendable {
     @Option(help: "Most bytes of a request line and its headers; more is answered 431.")
     public var maxHeaderBytes: Int = 16384
 
+    @Option(help: "Seconds a shutdown (SIGTERM, SIGINT) lets downloads in flight finish before closing their connections.")
+    public var shutdownGrace: Double = 30
+
     public init() {}
 
     /// `--listen` split into host and port.

@@ -1,0 +1,44 @@
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// The server as it runs: the HTTP server and every background service under one lifecycle.
+///
+/// On graceful shutdown (SIGTERM or SIGINT with ``runService(gracefulShutdownSignals:)``) the
+/// services stop in reverse order: first the background work (its jobs are cancelled, which ends
+/// the Nix processes they run, and whoever waits for them is answered), then the HTTP server
+/// (``GracefulHTTPService``: no new connections, responses in flight get the grace period, then
+/// their connections are closed), then the rest; thread pools are shut down by the services that
+/// own them.
+public struct NetbootApplication: Service {
+    /// Services that outlive the HTTP server (stopped last).
+    public let foundation: [any Service]
+    public let http: GracefulHTTPService
+    /// Background work (stopped first).
+    public let background: [any Service]
+    public let logger: Logger
+
+    public init(foundation: [any Service], http: GracefulHTTPService, background: [any Service], logger: Logger) {
+        self.foundation = foundation
+        self.http = http
+        self.background = background
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try await ServiceGroup(configuration: configuration(signals: [])).run()
+    }
+
+    /// Runs until one of `gracefulShutdownSignals`, then shuts down as described above.
+    public func runService(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) async throws {
+        try await ServiceGroup(configuration: configuration(signals: gracefulShutdownSignals)).run()
+    }
+
+    private func configuration(signals: [UnixSignal]) -> ServiceGroupConfiguration {
+        var configuration = ServiceGroupConfiguration(
+            services: foundation + [http] + background, gracefulShutdownSignals: signals, logger: logger)
+        // A last resort: the grace period ends the HTTP side; whatever still runs well after it is cancelled.
+        configuration.maximumGracefulShutdownDuration = http.grace + .seconds(15)
+        return configuration
+    }
+}
