@@ -5,7 +5,7 @@ import Logging
 /// public line without server paths, and the full detail for the log.
 ///
 /// ``SystemLayoutError`` and ``KernelLineError`` are the two kinds.
-public protocol BootRefusal: Error {
+package protocol BootRefusal: Error {
     /// 404 when the system cannot be booted, 400 when the request's arguments are to blame, 500
     /// when the server failed to read.
     var status: HTTPResponse.Status { get }
@@ -21,7 +21,7 @@ extension KernelLineError: BootRefusal {}
 extension BootRefusal {
     /// Logs the refusal (a hostile symlink as a warning, a server failure as an error, a path that
     /// is simply not a system at debug level) and returns the error to answer with.
-    public func reported(to logger: Logger) -> PlainTextError {
+    package func reported(to logger: Logger) -> PlainTextError {
         let level: Logger.Level =
             if status.code >= 500 { .error } else if (self as? SystemLayoutError)?.reason == .missing { .debug } else { .warning }
         logger.log(level: level, "refused to boot", metadata: logMetadata)
@@ -31,7 +31,7 @@ extension BootRefusal {
 
 extension StorePath {
     /// The name, cut to 64 characters so that a message naming it stays short.
-    public var shortName: String {
+    package var shortName: String {
         name.count <= 64 ? name : String(name.prefix(61)) + "..."
     }
 }

@@ -8,13 +8,13 @@ import Musl
 ///
 /// Made only by ``SystemLayout``, after the path was resolved inside the closure and the final
 /// component opened without following a symlink and checked to be a regular file.
-public final class LayoutFile: Sendable {
+package final class LayoutFile: Sendable {
     /// The open descriptor (read-only, close-on-exec).
-    public let descriptor: Int32
+    package let descriptor: Int32
     /// The resolved path: real directories under the store directory, then the file.
-    public let path: String
+    package let path: String
     /// The file's size when it was opened.
-    public let size: UInt64
+    package let size: UInt64
 
     init(descriptor: Int32, path: String, size: UInt64) {
         self.descriptor = descriptor

@@ -5,7 +5,7 @@ extension SystemLayout {
     /// `init`, `kernel` and `kernel-params` lie in its closure, a ``KernelLineError`` when
     /// `kernel-params` holds control characters or the kernel line would be longer than the kernel
     /// keeps.
-    public func bootScript(prefix: String, suffix: String) throws -> IPXEScript {
+    package func bootScript(prefix: String, suffix: String) throws -> IPXEScript {
         try requireSystem()
         let parameters = try IPXEScript.kernelParameters(try kernelParameters(), of: root)
         let script = IPXEScript(path: root, kernelParameters: parameters, prefix: prefix, suffix: suffix)

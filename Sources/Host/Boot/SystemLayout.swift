@@ -13,9 +13,9 @@ import Musl
 /// that is not a regular file (a directory, a device, a socket, a FIFO). Nothing is opened before it
 /// has been resolved inside the closure and seen (`lstat`) to be a regular file; it is then opened
 /// with `O_NOFOLLOW | O_NONBLOCK` and checked again (`fstat`) to be that same regular file.
-public struct SystemLayout: Sendable {
+package struct SystemLayout: Sendable {
     /// A file of a NixOS toplevel.
-    public enum Entry: String, Sendable, CaseIterable {
+    package enum Entry: String, Sendable, CaseIterable {
         /// The stage-2 init, named by `rdinit=` on the kernel line.
         case `init`
         /// The kernel image (`bzImage`).
@@ -27,15 +27,15 @@ public struct SystemLayout: Sendable {
     }
 
     /// The most bytes of `kernel-params` read: far above what fits on a kernel line.
-    public static let kernelParametersLimit = 16 * 1024
+    package static let kernelParametersLimit = 16 * 1024
 
     /// The store path asked for.
-    public let root: StorePath
+    package let root: StorePath
     private let resolver: ConfinedPathResolver
 
     /// A layout reader for `root`, confined to `closure` (which must hold `root` itself).
     /// `storeDirectory` is the store's directory; tests point it elsewhere to make what Nix refuses.
-    public init(root: StorePath, closure: some Sequence<StorePath>, storeDirectory: String = StorePath.storeDirectory) {
+    package init(root: StorePath, closure: some Sequence<StorePath>, storeDirectory: String = StorePath.storeDirectory) {
         self.init(root: root, sortedClosure: closure.sorted(), storeDirectory: storeDirectory)
     }
 
@@ -47,7 +47,7 @@ public struct SystemLayout: Sendable {
 
     /// Throws unless `root` is a NixOS system: `init` and `kernel` are regular files in the closure,
     /// and so is `kernel-params` unless the system has none.
-    public func requireSystem() throws(SystemLayoutError) {
+    package func requireSystem() throws(SystemLayoutError) {
         _ = try locate(.`init`)
         _ = try locate(.kernel)
         do { _ = try locate(.kernelParameters) } catch {
@@ -56,13 +56,13 @@ public struct SystemLayout: Sendable {
     }
 
     /// The resolved path and size of `entry`, a regular file in the closure; nothing is opened.
-    public func locate(_ entry: Entry) throws(SystemLayoutError) -> (path: String, size: UInt64) {
+    package func locate(_ entry: Entry) throws(SystemLayoutError) -> (path: String, size: UInt64) {
         let resolved = try resolve(entry)
         return (resolved.path, UInt64(resolved.status.st_size))
     }
 
     /// Opens `entry`, which must be a regular file in the closure of at most `limit` bytes.
-    public func open(_ entry: Entry, limit: Int? = nil) throws(SystemLayoutError) -> LayoutFile {
+    package func open(_ entry: Entry, limit: Int? = nil) throws(SystemLayoutError) -> LayoutFile {
         let resolved = try resolve(entry)
         if let limit, resolved.status.st_size > limit {
             throw SystemLayoutError(root: root, entry: entry, reason: .tooLarge(size: UInt64(resolved.status.st_size), limit: limit))
@@ -92,7 +92,7 @@ public struct SystemLayout: Sendable {
     }
 
     /// The bytes of `entry` (at most `limit`), or nil if the system has no such file.
-    public func read(_ entry: Entry, limit: Int) throws(SystemLayoutError) -> [UInt8]? {
+    package func read(_ entry: Entry, limit: Int) throws(SystemLayoutError) -> [UInt8]? {
         let file: LayoutFile
         do { file = try open(entry, limit: limit) } catch {
             if error.reason == .missing { return nil }
@@ -104,7 +104,7 @@ public struct SystemLayout: Sendable {
     }
 
     /// The raw bytes of `kernel-params`: empty when the system has none.
-    public func kernelParameters() throws(SystemLayoutError) -> [UInt8] {
+    package func kernelParameters() throws(SystemLayoutError) -> [UInt8] {
         try read(.kernelParameters, limit: Self.kernelParametersLimit) ?? []
     }
 
@@ -150,7 +150,7 @@ private func openWithoutFollowing(_ path: String) -> Int32 {
 extension InitrdAssembler {
     /// The layout reader of `root`, confined to its closure (asked of Nix once, then remembered), in
     /// the store directory the packer reads.
-    public func systemLayout(of root: StorePath) async throws -> SystemLayout {
+    package func systemLayout(of root: StorePath) async throws -> SystemLayout {
         SystemLayout(root: root, sortedClosure: try await closure(of: root), storeDirectory: packer.storeDirectory)
     }
 }

@@ -11,9 +11,9 @@ import Logging
 ///
 /// The public reason names the store path asked for and the file, never where a symlink pointed;
 /// that detail goes to the log.
-public struct SystemLayoutError: Error, Equatable, CustomStringConvertible {
+package struct SystemLayoutError: Error, Equatable, CustomStringConvertible {
     /// What went wrong.
-    public enum Reason: Equatable, Sendable {
+    package enum Reason: Equatable, Sendable {
         /// The file does not exist: the path is not a NixOS system.
         case missing
         /// A symlink on the way leads outside the store (an absolute target elsewhere, or `..` above it).
@@ -31,25 +31,25 @@ public struct SystemLayoutError: Error, Equatable, CustomStringConvertible {
     }
 
     /// The store path asked for.
-    public var root: StorePath
+    package var root: StorePath
     /// The file of its layout.
-    public var entry: SystemLayout.Entry
-    public var reason: Reason
+    package var entry: SystemLayout.Entry
+    package var reason: Reason
 
-    public init(root: StorePath, entry: SystemLayout.Entry, reason: Reason) {
+    package init(root: StorePath, entry: SystemLayout.Entry, reason: Reason) {
         self.root = root
         self.entry = entry
         self.reason = reason
     }
 
     /// 404 for everything the path's contents cause; 500 when the server itself failed to read.
-    public var status: HTTPResponse.Status {
+    package var status: HTTPResponse.Status {
         if case .readFailed = reason { return .internalServerError }
         return .notFound
     }
 
     /// One line for the client: the store path and the file, no target, no server path.
-    public var publicReason: String {
+    package var publicReason: String {
         let file = entry.rawValue
         switch reason {
         case .missing: return "\(root.shortName) has no \(file): it is not a NixOS system"
@@ -62,7 +62,7 @@ public struct SystemLayoutError: Error, Equatable, CustomStringConvertible {
     }
 
     /// Everything known, for the log (targets escaped, so a hostile link cannot forge log lines).
-    public var logMetadata: Logger.Metadata {
+    package var logMetadata: Logger.Metadata {
         var metadata: Logger.Metadata = ["path": "\(root.name)", "file": "\(entry.rawValue)"]
         switch reason {
         case .missing:
@@ -88,5 +88,5 @@ public struct SystemLayoutError: Error, Equatable, CustomStringConvertible {
         return metadata
     }
 
-    public var description: String { "\(publicReason) \(logMetadata)" }
+    package var description: String { "\(publicReason) \(logMetadata)" }
 }

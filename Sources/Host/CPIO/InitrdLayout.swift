@@ -3,20 +3,20 @@
 /// An initrd is: the leader (directories every later entry needs), the loader (the `register` script),
 /// then one archive per store path. Leader and loader are uncompressed and come first, so they sit at
 /// offsets that are multiples of 4 as the kernel requires.
-public enum InitrdLayout {
+package enum InitrdLayout {
     /// Bumped whenever the bytes of a per-path archive would change; part of every cache file name.
-    public static let formatVersion = 3
+    package static let formatVersion = 3
 
     /// Where registrations and the loader live inside the initrd.
-    public static let databaseDirectory = "nix/.nix-netboot-serve-db"
-    public static let registrationDirectory = databaseDirectory + "/registration"
-    public static let registerScript = databaseDirectory + "/register"
+    package static let databaseDirectory = "nix/.nix-netboot-serve-db"
+    package static let registrationDirectory = databaseDirectory + "/registration"
+    package static let registerScript = databaseDirectory + "/register"
 
     /// The group Nix's store directory belongs to on NixOS (`nixbld`).
-    public static let storeGroup: UInt32 = 30000
+    package static let storeGroup: UInt32 = 30000
 
     /// The uncompressed leader archive: `.`, `nix`, `nix/store`, and the database directories.
-    public static let leader: [UInt8] = {
+    package static let leader: [UInt8] = {
         var writer = NewcWriter(sink: MemorySink())
         try! writer.appendDirectory(Array(".".utf8), mode: 0o755)
         try! writer.appendDirectory(Array("nix".utf8), mode: 0o755)
@@ -29,7 +29,7 @@ public enum InitrdLayout {
     /// The `register` script: loads every registration in the initrd with one `nix-store --load-db`.
     ///
     /// It finds the registrations next to itself, so it also works on an unpacked copy of the initrd.
-    public static let registerScriptText = """
+    package static let registerScriptText = """
         #!/bin/sh
         # Registers the store paths of this netbooted closure in the Nix database.
         # Written by nix-netboot-serve; run as: PATH=/path/to/nix/bin:$PATH \(registerScript)
@@ -40,14 +40,14 @@ public enum InitrdLayout {
         """
 
     /// The uncompressed loader archive holding the executable `register` script.
-    public static let loader: [UInt8] = {
+    package static let loader: [UInt8] = {
         var writer = NewcWriter(sink: MemorySink())
         try! writer.appendFile(Array(registerScript.utf8), mode: 0o555, contents: Array(registerScriptText.utf8))
         return try! writer.finish().bytes
     }()
 
     /// The archive name of a path's registration file.
-    public static func registrationName(_ path: StorePath) -> [UInt8] {
+    package static func registrationName(_ path: StorePath) -> [UInt8] {
         Array((registrationDirectory + "/" + path.name).utf8)
     }
 }

@@ -1,13 +1,13 @@
 /// Where a ``NewcWriter`` sends its bytes.
-public protocol ArchiveSink {
+package protocol ArchiveSink {
     mutating func write(_ bytes: UnsafeRawBufferPointer) throws
 }
 
 /// Collects an archive in memory (small archives: the leader, the loader, tests).
-public struct MemorySink: ArchiveSink {
-    public var bytes: [UInt8] = []
-    public init() {}
-    public mutating func write(_ bytes: UnsafeRawBufferPointer) throws { self.bytes.append(contentsOf: bytes) }
+package struct MemorySink: ArchiveSink {
+    package var bytes: [UInt8] = []
+    package init() {}
+    package mutating func write(_ bytes: UnsafeRawBufferPointer) throws { self.bytes.append(contentsOf: bytes) }
 }
 
 /// Writes a deterministic newc CPIO archive entry by entry.
@@ -15,53 +15,53 @@ public struct MemorySink: ArchiveSink {
 /// Every entry gets `nlink = 1` and its own inode number, so the kernel never links two entries
 /// together; ownership is root, the modification time fixed. Output is buffered and handed to the
 /// sink in large chunks.
-public struct NewcWriter<Sink: ArchiveSink> {
+package struct NewcWriter<Sink: ArchiveSink> {
     /// The fixed modification time, as Nix uses in the store.
-    public static var modificationTime: UInt32 { 1 }
+    package static var modificationTime: UInt32 { 1 }
 
-    public private(set) var sink: Sink
+    package private(set) var sink: Sink
     private var buffer: [UInt8] = []
     private var nextInode: UInt32 = 1
     private var pendingFileBytes: UInt64 = 0
     private var pendingPadding = 0
     private let flushThreshold: Int
     /// Bytes produced so far (uncompressed).
-    public private(set) var bytesWritten: UInt64 = 0
+    package private(set) var bytesWritten: UInt64 = 0
 
-    public init(sink: Sink, bufferSize: Int = 1 << 20) {
+    package init(sink: Sink, bufferSize: Int = 1 << 20) {
         self.sink = sink
         self.flushThreshold = bufferSize
         buffer.reserveCapacity(bufferSize + 4096)
     }
 
     /// A directory entry.
-    public mutating func appendDirectory(_ name: [UInt8], mode: UInt32, gid: UInt32 = 0) throws {
+    package mutating func appendDirectory(_ name: [UInt8], mode: UInt32, gid: UInt32 = 0) throws {
         try appendHeader(name: name, mode: (mode & 0o7777) | 0o040000, size: 0, gid: gid)
     }
 
     /// A symbolic link; its target is the entry's data.
-    public mutating func appendSymlink(_ name: [UInt8], target: [UInt8]) throws {
+    package mutating func appendSymlink(_ name: [UInt8], target: [UInt8]) throws {
         try appendHeader(name: name, mode: 0o120777, size: UInt64(target.count))
         try appendFileData(target)
     }
 
     /// A regular file held in memory.
-    public mutating func appendFile(_ name: [UInt8], mode: UInt32, contents: [UInt8]) throws {
+    package mutating func appendFile(_ name: [UInt8], mode: UInt32, contents: [UInt8]) throws {
         try beginFile(name, mode: mode, size: UInt64(contents.count))
         try appendFileData(contents)
     }
 
     /// Starts a regular file of `size` bytes; its data follows through ``appendFileData(_:)``.
-    public mutating func beginFile(_ name: [UInt8], mode: UInt32, size: UInt64) throws {
+    package mutating func beginFile(_ name: [UInt8], mode: UInt32, size: UInt64) throws {
         try appendHeader(name: name, mode: (mode & 0o7777) | 0o100000, size: size)
     }
 
     /// Data of the current file; the writer pads after its last byte.
-    public mutating func appendFileData(_ bytes: [UInt8]) throws {
+    package mutating func appendFileData(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try appendFileData($0) }
     }
 
-    public mutating func appendFileData(_ bytes: UnsafeRawBufferPointer) throws {
+    package mutating func appendFileData(_ bytes: UnsafeRawBufferPointer) throws {
         guard UInt64(bytes.count) <= pendingFileBytes else {
             throw ArchiveError.sizeChanged(expected: pendingFileBytes, actual: UInt64(bytes.count))
         }
@@ -77,10 +77,10 @@ public struct NewcWriter<Sink: ArchiveSink> {
     }
 
     /// Bytes still owed to the current file.
-    public var remainingFileBytes: UInt64 { pendingFileBytes }
+    package var remainingFileBytes: UInt64 { pendingFileBytes }
 
     /// Writes the trailer and flushes everything to the sink.
-    public mutating func finish() throws -> Sink {
+    package mutating func finish() throws -> Sink {
         try appendHeader(name: NewcHeader.trailerName, mode: 0, size: 0, isTrailer: true)
         try flush()
         return sink
@@ -139,7 +139,7 @@ public struct NewcWriter<Sink: ArchiveSink> {
 }
 
 /// Why an archive could not be written.
-public enum ArchiveError: Error, CustomStringConvertible {
+package enum ArchiveError: Error, CustomStringConvertible {
     case fileTooLarge(name: [UInt8], size: UInt64)
     case nameTooLong(name: [UInt8])
     case nameContainsNul(name: [UInt8])
@@ -147,7 +147,7 @@ public enum ArchiveError: Error, CustomStringConvertible {
     case unreadable(path: String, operation: String, errno: Int32)
     case unsupportedFileType(path: String, mode: UInt32)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .fileTooLarge(let name, let size):
             return "/\(String(decoding: name, as: UTF8.self)) is \(size) bytes; a newc archive holds files below 4 GiB"

@@ -9,28 +9,28 @@ import Musl
 /// The tree is read with `lstat`/`readdir`: every entry in byte-wise name order within its directory,
 /// parents before children, modes from disk, symlink targets as data, empty files and directories
 /// kept. Anything unreadable or of a type a store cannot hold is an error, never skipped.
-public struct StorePathArchiver {
+package struct StorePathArchiver {
     /// One entry found by the walk, before any data is read.
-    public struct Entry: Equatable {
-        public enum Kind: Equatable { case directory, regular(size: UInt64), symlink(target: [UInt8]) }
+    package struct Entry: Equatable {
+        package enum Kind: Equatable { case directory, regular(size: UInt64), symlink(target: [UInt8]) }
         /// The absolute path on disk.
-        public var diskPath: [UInt8]
+        package var diskPath: [UInt8]
         /// The archive name (`nix/store/NAME/...`).
-        public var archiveName: [UInt8]
-        public var mode: UInt32
-        public var kind: Kind
+        package var archiveName: [UInt8]
+        package var mode: UInt32
+        package var kind: Kind
     }
 
     /// The chunk size for reading file data.
     static let readChunk = 1 << 20
 
     /// Lists every entry under `root` in archive order.
-    public static func walk(_ root: StorePath) throws -> [Entry] {
+    package static func walk(_ root: StorePath) throws -> [Entry] {
         try walk(diskPath: root.absolutePath, archiveName: String(root.absolutePath.dropFirst()))  // "nix/store/NAME"
     }
 
     /// Lists every entry under the file or directory `diskPath`, naming the root `archiveName`.
-    public static func walk(diskPath: String, archiveName: String) throws -> [Entry] {
+    package static func walk(diskPath: String, archiveName: String) throws -> [Entry] {
         var entries: [Entry] = []
         try visit(diskPath: Array(diskPath.utf8), archiveName: Array(archiveName.utf8), into: &entries)
         return entries
@@ -38,7 +38,7 @@ public struct StorePathArchiver {
 
     /// The exact length of the archive ``write(_:into:)`` makes of `entries`, plus `files` more regular
     /// files of the given name length and size, plus the trailer.
-    public static func archiveSize(of entries: [Entry], plusFiles files: [(nameLength: Int, size: UInt64)] = []) -> UInt64 {
+    package static func archiveSize(of entries: [Entry], plusFiles files: [(nameLength: Int, size: UInt64)] = []) -> UInt64 {
         func entrySize(_ nameLength: Int, _ dataSize: UInt64) -> UInt64 {
             let header = NewcHeader.size + nameLength + 1
             return UInt64(header + NewcHeader.padding(after: header)) + dataSize + UInt64(NewcHeader.padding(after: Int(dataSize % 4)))
@@ -56,7 +56,7 @@ public struct StorePathArchiver {
     }
 
     /// Writes `entries` (from ``walk(_:)``) into `writer`, reading each file once.
-    public static func write<Sink>(_ entries: [Entry], into writer: inout NewcWriter<Sink>) throws {
+    package static func write<Sink>(_ entries: [Entry], into writer: inout NewcWriter<Sink>) throws {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readChunk, alignment: 16)
         defer { buffer.deallocate() }
         for entry in entries {

@@ -3,21 +3,21 @@
 ///
 /// The output is a pure function of (path contents, registration, codec, level): threading inside the
 /// codec is chosen from the input size alone.
-public struct StorePathPacker: Sendable {
-    public var compressor: any Compressor
-    public var level: Int
+package struct StorePathPacker: Sendable {
+    package var compressor: any Compressor
+    package var level: Int
     /// Where the store paths are read from: `/nix/store`, or a stand-in directory in tests. The
     /// archive names them `nix/store/NAME` either way.
-    public var storeDirectory: String
+    package var storeDirectory: String
 
-    public init(compressor: any Compressor, level: Int, storeDirectory: String = StorePath.storeDirectory) {
+    package init(compressor: any Compressor, level: Int, storeDirectory: String = StorePath.storeDirectory) {
         self.compressor = compressor
         self.level = level
         self.storeDirectory = storeDirectory
     }
 
     /// Packs `path` with its `registration` into `sink`. Blocking: call it off the cooperative pool.
-    public func pack<Sink: ArchiveSink>(_ path: StorePath, registration: [UInt8], into sink: Sink) throws -> Sink {
+    package func pack<Sink: ArchiveSink>(_ path: StorePath, registration: [UInt8], into sink: Sink) throws -> Sink {
         let entries = try StorePathArchiver.walk(diskPath: storeDirectory + "/" + path.name, archiveName: String(path.absolutePath.dropFirst()))
         let registrationName = InitrdLayout.registrationName(path)
         let size = StorePathArchiver.archiveSize(of: entries, plusFiles: [(registrationName.count, UInt64(registration.count))])
@@ -31,21 +31,21 @@ public struct StorePathPacker: Sendable {
 }
 
 /// An ``ArchiveSink`` that compresses everything written to it into another sink.
-public struct CompressingSink<Output: ArchiveSink>: ArchiveSink {
+package struct CompressingSink<Output: ArchiveSink>: ArchiveSink {
     let encoder: any CompressionEncoder
     var output: Output
 
-    public init(encoder: any CompressionEncoder, output: Output) {
+    package init(encoder: any CompressionEncoder, output: Output) {
         self.encoder = encoder
         self.output = output
     }
 
-    public mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
+    package mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
         try encoder.compress(bytes) { try output.write($0) }
     }
 
     /// Ends the compressed stream and returns the output sink.
-    public mutating func finish() throws -> Output {
+    package mutating func finish() throws -> Output {
         try encoder.finish { try output.write($0) }
         return output
     }

@@ -12,23 +12,23 @@ import CZlib
 /// describes: there is no sidecar that a crash could leave without its archive (or the reverse), and
 /// no second file to write and fsync per archive. CRC-32 (zlib's) catches every burst error up to
 /// 32 bits and any bit flip, reads at memory speed, and needs no dependency the codecs do not have.
-public struct ArchiveChecksum: Hashable, Sendable, CustomStringConvertible {
-    public var size: UInt64
-    public var crc32: UInt32
+package struct ArchiveChecksum: Hashable, Sendable, CustomStringConvertible {
+    package var size: UInt64
+    package var crc32: UInt32
 
-    public init(size: UInt64, crc32: UInt32) {
+    package init(size: UInt64, crc32: UInt32) {
         self.size = size
         self.crc32 = crc32
     }
 
     /// `SIZE-crc32-XXXXXXXX` (eight lower-case hex digits).
-    public var description: String {
+    package var description: String {
         let hex = String(crc32, radix: 16)
         return "\(size)-crc32-" + String(repeating: "0", count: 8 - hex.count) + hex
     }
 
     /// Parses ``description``; nil for anything else.
-    public init?(_ text: Substring) {
+    package init?(_ text: Substring) {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[1] == "crc32", parts[2].count == 8,
               parts[0].allSatisfy(\.isASCII), let size = UInt64(parts[0]), let crc = UInt32(parts[2], radix: 16)
@@ -38,13 +38,13 @@ public struct ArchiveChecksum: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Continues a CRC-32 over `bytes`.
-    public static func update(_ crc: UInt32, with bytes: UnsafeRawBufferPointer) -> UInt32 {
+    package static func update(_ crc: UInt32, with bytes: UnsafeRawBufferPointer) -> UInt32 {
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return crc }
         return UInt32(truncatingIfNeeded: crc32_z(uLong(crc), base.assumingMemoryBound(to: Bytef.self), z_size_t(bytes.count)))
     }
 
     /// Reads the file at `path` once, in 1 MiB chunks, and returns its size and CRC-32. Blocking.
-    public static func ofFile(at path: String) throws -> ArchiveChecksum {
+    package static func ofFile(at path: String) throws -> ArchiveChecksum {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError(operation: "open \(path)", errno: errno) }
         defer { close(fd) }
@@ -69,11 +69,11 @@ public struct ArchiveChecksum: Hashable, Sendable, CustomStringConvertible {
 
 extension CacheKey {
     /// The name of the archive file of this key with `checksum`: ``fileName`` then `@SIZE-crc32-XXXXXXXX`.
-    public func fileName(checksum: ArchiveChecksum) -> String { fileName + "@" + checksum.description }
+    package func fileName(checksum: ArchiveChecksum) -> String { fileName + "@" + checksum.description }
 
     /// Parses a name written by ``fileName(checksum:)``; nil for anything else (including the
     /// checksum-less names of earlier versions, which ``init(fileName:)`` recognises).
-    public static func parse(archiveFileName name: String) -> (key: CacheKey, checksum: ArchiveChecksum)? {
+    package static func parse(archiveFileName name: String) -> (key: CacheKey, checksum: ArchiveChecksum)? {
         guard let at = name.lastIndex(of: "@"),
               let key = CacheKey(fileName: String(name[..<at])),
               let checksum = ArchiveChecksum(name[name.index(after: at)...])
@@ -83,14 +83,14 @@ extension CacheKey {
 }
 
 /// A pinned archive of the cache: where it is and what it must contain.
-public struct CachedArchive: Hashable, Sendable {
-    public var key: CacheKey
-    public var checksum: ArchiveChecksum
+package struct CachedArchive: Hashable, Sendable {
+    package var key: CacheKey
+    package var checksum: ArchiveChecksum
     /// The absolute path of the file (valid while the pin is held).
-    public var path: String
+    package var path: String
 
-    public var size: UInt64 { checksum.size }
+    package var size: UInt64 { checksum.size }
 
     /// Whether a regular file of the expected size is at ``path`` (one `stat`, no read).
-    public var isOnDisk: Bool { FileSystem.regularFileSize(path) == checksum.size }
+    package var isOnDisk: Bool { FileSystem.regularFileSize(path) == checksum.size }
 }

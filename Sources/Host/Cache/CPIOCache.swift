@@ -29,11 +29,11 @@ import Synchronization
 /// any byte of them is sent; one that fails is removed and packed again. A full disk evicts the least
 /// recently used unpinned archives and retries once, then fails with ``CacheError/outOfSpace``, and
 /// the packings queued at that moment are not started (they fail the same way).
-public actor CPIOCache: Service {
+package actor CPIOCache: Service {
     /// Produces an archive into an open file. Runs on a blocking thread.
-    public typealias Producer = @Sendable (inout PackingSink) throws -> Void
+    package typealias Producer = @Sendable (inout PackingSink) throws -> Void
 
-    public let directory: String
+    package let directory: String
     private var state: CacheStateMachine<CacheKey>
     /// The checksum of every entry on disk (ready or being verified).
     private var checksums: [CacheKey: ArchiveChecksum] = [:]
@@ -46,12 +46,12 @@ public actor CPIOCache: Service {
     private let releasedSoon = Mutex<[CacheKey]>([])
     private let logger: Logger
     /// How many archives this process has packed (for logs, tests and benchmarks).
-    public private(set) var packedCount = 0
+    package private(set) var packedCount = 0
     /// How many adopted archives were read and matched their checksum, and their bytes.
-    public private(set) var verifiedCount = 0
-    public private(set) var verifiedBytes: UInt64 = 0
+    package private(set) var verifiedCount = 0
+    package private(set) var verifiedBytes: UInt64 = 0
     /// How many entries were dropped because their file vanished, changed size or failed verification.
-    public private(set) var droppedCount = 0
+    package private(set) var droppedCount = 0
 
     static let temporaryPrefix = ".nns-tmp-"
 
@@ -63,7 +63,7 @@ public actor CPIOCache: Service {
     ///
     /// - Throws: ``CacheError/notWritable(directory:reason:)`` if the directory cannot be created or
     ///   written: the server refuses to start rather than fail every boot that needs a packing.
-    public init(directory: String, capacity: UInt64, jobs: Int, logger: Logger) throws {
+    package init(directory: String, capacity: UInt64, jobs: Int, logger: Logger) throws {
         self.directory = directory
         self.state = CacheStateMachine(capacity: capacity)
         self.logger = logger
@@ -91,7 +91,7 @@ public actor CPIOCache: Service {
 
     /// The cache's service: starts the thread pool, runs packings and verifications until shutdown
     /// (then cancels those still running), and shuts the pool down.
-    public nonisolated func run() async throws {
+    package nonisolated func run() async throws {
         threadPool.start()
         await withDiscardingTaskGroup { group in
             group.addTask { try? await self.packings.run() }
@@ -101,10 +101,10 @@ public actor CPIOCache: Service {
     }
 
     /// Packings running now, and waiting to start.
-    public nonisolated var packingLoad: (running: Int, queued: Int) { packings.load }
+    package nonisolated var packingLoad: (running: Int, queued: Int) { packings.load }
 
     /// The file holding `key` with `checksum` (valid while the caller holds a pin).
-    public nonisolated func filePath(_ key: CacheKey, _ checksum: ArchiveChecksum) -> String {
+    package nonisolated func filePath(_ key: CacheKey, _ checksum: ArchiveChecksum) -> String {
         directory + "/" + key.fileName(checksum: checksum)
     }
 
@@ -117,14 +117,14 @@ public actor CPIOCache: Service {
 
     /// Number of archives on disk, after dropping entries whose file vanished or changed size (one
     /// `stat` each, and the directory recreated if it is gone).
-    public var entryCount: Int {
+    package var entryCount: Int {
         applyReleasedSoon()
         audit()
         return state.count
     }
 
     /// Bytes of the archives on disk, checked like ``entryCount``.
-    public var totalBytes: UInt64 {
+    package var totalBytes: UInt64 {
         applyReleasedSoon()
         audit()
         return state.totalBytes
@@ -133,7 +133,7 @@ public actor CPIOCache: Service {
     /// Pins each key whose archive is on disk and proven, verifying adopted archives first (a read
     /// each, once per process). Nil for keys that are missing, being packed, or failed verification.
     /// Waits for nothing else.
-    public func pin(_ keys: [CacheKey]) async -> [CachedArchive?] {
+    package func pin(_ keys: [CacheKey]) async -> [CachedArchive?] {
         applyReleasedSoon()
         let unproven = Array(Set(keys.filter { state.needsVerification($0) }))
         if !unproven.isEmpty {
@@ -145,13 +145,13 @@ public actor CPIOCache: Service {
     }
 
     /// ``pin(_:)`` for one key.
-    public func pin(_ key: CacheKey) async -> CachedArchive? { await pin([key])[0] }
+    package func pin(_ key: CacheKey) async -> CachedArchive? { await pin([key])[0] }
 
     /// Returns the archive for `key`, packing it with `producer` if it is missing (or failed its
     /// verification), and pins it until ``release(_:)``. Cancelling the caller abandons only its own
     /// wait. When packings queue, a higher `priority` starts first. `estimatedSize` (the uncompressed
     /// size) is the room a retry after a full disk makes.
-    public func acquire(
+    package func acquire(
         _ key: CacheKey, priority: UInt64 = 0, estimatedSize: UInt64 = 0, producer: @escaping Producer
     ) async throws -> CachedArchive {
         applyReleasedSoon()
@@ -188,20 +188,20 @@ public actor CPIOCache: Service {
     }
 
     /// Ends a pin taken by ``acquire(_:priority:estimatedSize:producer:)`` or ``pin(_:)``.
-    public func release(_ key: CacheKey) {
+    package func release(_ key: CacheKey) {
         applyReleasedSoon()
         evict(state.release(key))
     }
 
     /// Releases many pins at once.
-    public func release(_ keys: [CacheKey]) {
+    package func release(_ keys: [CacheKey]) {
         applyReleasedSoon()
         for key in keys { evict(state.release(key)) }
     }
 
     /// Releases pins without waiting, from anywhere (an initrd's `deinit`): they take effect at the
     /// cache's next operation.
-    public nonisolated func releaseSoon(_ keys: [CacheKey]) {
+    package nonisolated func releaseSoon(_ keys: [CacheKey]) {
         releasedSoon.withLock { $0 += keys }
     }
 
@@ -216,7 +216,7 @@ public actor CPIOCache: Service {
     /// For an initrd that found these pinned archives missing or changed on disk before it sent
     /// anything: releases its pins on them and drops each entry whose file is still wrong (someone
     /// may have packed it again meanwhile). A vanished directory is recreated and every entry checked.
-    public func discard(_ archives: [CachedArchive]) {
+    package func discard(_ archives: [CachedArchive]) {
         applyReleasedSoon()
         for archive in archives { evict(state.release(archive.key)) }
         if recreateDirectoryIfGone() {
@@ -228,7 +228,7 @@ public actor CPIOCache: Service {
 
     /// Drops every entry whose file vanished or changed size (one `stat` each); recreates the
     /// directory if it is gone.
-    public func audit() {
+    package func audit() {
         _ = recreateDirectoryIfGone()
         for entry in state.entriesOnDisk { dropIfNotOnDisk(entry.key) }
     }

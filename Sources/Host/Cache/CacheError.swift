@@ -1,5 +1,5 @@
 /// Why the cache could not store an archive, or could not be opened.
-public enum CacheError: Error, CustomStringConvertible {
+package enum CacheError: Error, CustomStringConvertible {
     /// The file system of the cache is full (ENOSPC or EDQUOT), even after evicting the least
     /// recently used archives that no initrd was using.
     case outOfSpace
@@ -10,7 +10,7 @@ public enum CacheError: Error, CustomStringConvertible {
     /// Archives kept vanishing between packing and serving (someone is deleting the cache).
     case keepsVanishing(count: Int)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .outOfSpace:
             "no space left on the device of the cpio cache"

@@ -2,13 +2,13 @@
 ///
 /// All four appear in the file name, so archives of other codecs, levels, format versions (or other
 /// tools sharing the directory) are never mistaken for each other.
-public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
-    public var path: StorePath
-    public var codec: String
-    public var level: Int
-    public var formatVersion: Int
+package struct CacheKey: Hashable, Sendable, CustomStringConvertible {
+    package var path: StorePath
+    package var codec: String
+    package var level: Int
+    package var formatVersion: Int
 
-    public init(path: StorePath, codec: String, level: Int, formatVersion: Int = InitrdLayout.formatVersion) {
+    package init(path: StorePath, codec: String, level: Int, formatVersion: Int = InitrdLayout.formatVersion) {
         self.path = path
         self.codec = codec
         self.level = level
@@ -16,10 +16,10 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// `NAME@nns-cpio-vN@CODEC-LEVEL` ('@' never occurs in a store path name).
-    public var fileName: String { "\(path.name)@nns-cpio-v\(formatVersion)@\(codec)-\(level)" }
+    package var fileName: String { "\(path.name)@nns-cpio-v\(formatVersion)@\(codec)-\(level)" }
 
     /// Parses a file name written by ``fileName``; nil for anything else.
-    public init?(fileName: String) {
+    package init?(fileName: String) {
         let parts = fileName.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[1].hasPrefix("nns-cpio-v"),
               let version = Int(parts[1].dropFirst("nns-cpio-v".count)),
@@ -33,5 +33,5 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
         guard self.fileName == fileName else { return nil }
     }
 
-    public var description: String { fileName }
+    package var description: String { fileName }
 }

@@ -13,14 +13,14 @@
 ///
 /// Who packs what, when and how many at once is not decided here: packings run on the cache's
 /// ``WorkCoordinator``.
-public struct CacheStateMachine<Key: Hashable> {
+package struct CacheStateMachine<Key: Hashable> {
     /// An archive on disk.
-    public struct Entry: Equatable {
-        public var size: UInt64
-        public var pins: Int
-        public var lastUse: UInt64
+    package struct Entry: Equatable {
+        package var size: UInt64
+        package var pins: Int
+        package var lastUse: UInt64
         /// Written by this process, or read and checked since start-up.
-        public var verified: Bool
+        package var verified: Bool
     }
 
     enum Slot {
@@ -30,7 +30,7 @@ public struct CacheStateMachine<Key: Hashable> {
     }
 
     /// What the caller of ``acquire(_:)`` does next.
-    public enum AcquireAction: Equatable {
+    package enum AcquireAction: Equatable {
         /// On disk; the entry is now pinned for the caller.
         case ready(size: UInt64)
         /// Not on disk: pack it (or join its packing), then ``settle(_:pin:)``.
@@ -40,16 +40,16 @@ public struct CacheStateMachine<Key: Hashable> {
     }
 
     /// What follows a requester's wait for a packing.
-    public struct Settlement: Equatable {
+    package struct Settlement: Equatable {
         /// The size of the entry now pinned for the requester; nil if it is not on disk (or not asked).
-        public var size: UInt64?
+        package var size: UInt64?
         /// Entries to delete from disk.
-        public var evict: [Key]
+        package var evict: [Key]
     }
 
-    public let capacity: UInt64
+    package let capacity: UInt64
     /// Bytes of all entries on disk.
-    public private(set) var totalBytes: UInt64 = 0
+    package private(set) var totalBytes: UInt64 = 0
     private var slots: [Key: Slot] = [:]
     /// Requesters of each key waiting for its packing.
     private var expected: [Key: Int] = [:]
@@ -57,15 +57,15 @@ public struct CacheStateMachine<Key: Hashable> {
     /// Pins still held on entries that were dropped while pinned.
     private var orphanedPins: [Key: Int] = [:]
 
-    public init(capacity: UInt64) {
+    package init(capacity: UInt64) {
         self.capacity = capacity
     }
 
     /// Bytes over the limit that cannot be evicted now because in-flight initrds pin them.
-    public var overshoot: UInt64 { totalBytes > capacity ? totalBytes - capacity : 0 }
+    package var overshoot: UInt64 { totalBytes > capacity ? totalBytes - capacity : 0 }
 
     /// The entry for `key`, if it is on disk (ready or being verified).
-    public func entry(_ key: Key) -> Entry? {
+    package func entry(_ key: Key) -> Entry? {
         switch slots[key] {
         case .ready(let entry)?, .verifying(let entry)?: entry
         case nil: nil
@@ -73,15 +73,15 @@ public struct CacheStateMachine<Key: Hashable> {
     }
 
     /// Number of entries on disk (ready or being verified).
-    public var count: Int { slots.count }
+    package var count: Int { slots.count }
 
     /// Every entry on disk with its size.
-    public var entriesOnDisk: [(key: Key, size: UInt64)] {
+    package var entriesOnDisk: [(key: Key, size: UInt64)] {
         slots.map { key, slot in (key, Self.onDisk(slot).size) }
     }
 
     /// Requesters of `key` waiting for its packing.
-    public func waiting(for key: Key) -> Int { expected[key] ?? 0 }
+    package func waiting(for key: Key) -> Int { expected[key] ?? 0 }
 
     private static func onDisk(_ slot: Slot) -> Entry {
         switch slot {
@@ -91,7 +91,7 @@ public struct CacheStateMachine<Key: Hashable> {
 
     /// Records an archive found on disk at start-up, unverified; call in least- to most-recently
     /// used order. Returns the entries to evict if the limit is exceeded.
-    public mutating func adopt(_ key: Key, size: UInt64) -> [Key] {
+    package mutating func adopt(_ key: Key, size: UInt64) -> [Key] {
         guard slots[key] == nil else { return [] }
         clock += 1
         slots[key] = .ready(Entry(size: size, pins: 0, lastUse: clock, verified: false))
@@ -101,47 +101,47 @@ public struct CacheStateMachine<Key: Hashable> {
 
     /// Starts verifying `key` if it is an unverified entry; returns its size, or nil if there is
     /// nothing to verify (absent, verified, or being verified already).
-    public mutating func beginVerification(_ key: Key) -> UInt64? {
+    package mutating func beginVerification(_ key: Key) -> UInt64? {
         guard case .ready(let entry)? = slots[key], !entry.verified else { return nil }
         slots[key] = .verifying(entry)
         return entry.size
     }
 
     /// Whether `key` is being verified.
-    public func isVerifying(_ key: Key) -> Bool {
+    package func isVerifying(_ key: Key) -> Bool {
         if case .verifying? = slots[key] { return true }
         return false
     }
 
     /// The file of `key` matched its checksum: the entry is ready and may be pinned.
-    public mutating func verificationSucceeded(_ key: Key) {
+    package mutating func verificationSucceeded(_ key: Key) {
         guard case .verifying(var entry)? = slots[key] else { return }
         entry.verified = true
         slots[key] = .ready(entry)
     }
 
     /// The verification of `key` was cancelled (a shutdown): the entry stays, unverified.
-    public mutating func verificationAbandoned(_ key: Key) {
+    package mutating func verificationAbandoned(_ key: Key) {
         guard case .verifying(let entry)? = slots[key] else { return }
         slots[key] = .ready(entry)
     }
 
     /// Whether `key` is on disk but not proven yet (so it must be verified before it is pinned).
-    public func needsVerification(_ key: Key) -> Bool {
+    package func needsVerification(_ key: Key) -> Bool {
         guard let entry = entry(key) else { return false }
         return !entry.verified
     }
 
     /// The file of `key` did not match (or could not be read): the entry is forgotten and its file
     /// must be removed; the next request packs it again.
-    public mutating func verificationFailed(_ key: Key) {
+    package mutating func verificationFailed(_ key: Key) {
         guard case .verifying(let entry)? = slots[key] else { return }
         slots[key] = nil
         totalBytes -= entry.size
     }
 
     /// Pins `key` for the caller if it is ready and verified, without waiting for anything otherwise.
-    public mutating func pinIfReady(_ key: Key) -> UInt64? {
+    package mutating func pinIfReady(_ key: Key) -> UInt64? {
         guard case .ready(var entry) = slots[key], entry.verified else { return nil }
         clock += 1
         entry.pins += 1
@@ -152,7 +152,7 @@ public struct CacheStateMachine<Key: Hashable> {
 
     /// A requester wants `key`: pinned if it is ready and verified; else it verifies it, or packs it
     /// (and then calls ``settle(_:pin:)`` once, whatever the packing's outcome).
-    public mutating func acquire(_ key: Key) -> AcquireAction {
+    package mutating func acquire(_ key: Key) -> AcquireAction {
         if let size = pinIfReady(key) { return .ready(size: size) }
         if slots[key] != nil { return .verify }
         expected[key, default: 0] += 1
@@ -161,7 +161,7 @@ public struct CacheStateMachine<Key: Hashable> {
 
     /// A requester's wait for the packing of `key` ended. With `pin`, the entry is pinned for it if
     /// it is on disk. Returns the entries to evict now that it no longer holds the entry back.
-    public mutating func settle(_ key: Key, pin: Bool) -> Settlement {
+    package mutating func settle(_ key: Key, pin: Bool) -> Settlement {
         guard let waiting = expected[key], waiting > 0 else { preconditionFailure("settle without acquire") }
         expected[key] = waiting > 1 ? waiting - 1 : nil
         let size = pin ? pinIfReady(key) : nil
@@ -170,7 +170,7 @@ public struct CacheStateMachine<Key: Hashable> {
 
     /// The packing of `key` wrote `size` bytes to disk: a verified entry, kept for the requesters
     /// waiting for it until they settle. Returns the entries to evict.
-    public mutating func packingSucceeded(_ key: Key, size: UInt64) -> [Key] {
+    package mutating func packingSucceeded(_ key: Key, size: UInt64) -> [Key] {
         clock += 1
         var entry = Entry(size: size, pins: 0, lastUse: clock, verified: true)
         if let old = slots[key] {
@@ -187,7 +187,7 @@ public struct CacheStateMachine<Key: Hashable> {
     ///
     /// Pins on an entry dropped while pinned are released first, so a newer entry of the same key
     /// is at worst pinned a little longer than needed, never unpinned while in use.
-    public mutating func release(_ key: Key) -> [Key] {
+    package mutating func release(_ key: Key) -> [Key] {
         if let orphaned = orphanedPins[key] {
             orphanedPins[key] = orphaned > 1 ? orphaned - 1 : nil
             return []
@@ -202,7 +202,7 @@ public struct CacheStateMachine<Key: Hashable> {
 
     /// Forgets a ready entry whose file vanished or changed, pinned or not (its pins are released
     /// later through ``release(_:)``). Returns whether it was there.
-    public mutating func drop(_ key: Key) -> Bool {
+    package mutating func drop(_ key: Key) -> Bool {
         guard case .ready(let entry)? = slots[key] else { return false }
         slots[key] = nil
         totalBytes -= entry.size
@@ -211,13 +211,13 @@ public struct CacheStateMachine<Key: Hashable> {
     }
 
     /// Bytes of ready entries that no initrd pins (what eviction could free now).
-    public var unpinnedBytes: UInt64 {
+    package var unpinnedBytes: UInt64 {
         unpinnedByAge().reduce(0) { $0 + $1.entry.size }
     }
 
     /// Evicts unpinned entries, least recently used first, until at least `bytes` are freed or none
     /// is left. Returns the evicted keys.
-    public mutating func evictUnpinned(atLeast bytes: UInt64) -> [Key] {
+    package mutating func evictUnpinned(atLeast bytes: UInt64) -> [Key] {
         var freed: UInt64 = 0
         var evicted: [Key] = []
         for candidate in unpinnedByAge() {

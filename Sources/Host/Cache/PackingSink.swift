@@ -3,8 +3,8 @@ import Synchronization
 /// Where a packing writes its archive: the temporary file's ``FileDescriptorSink``, which stops the
 /// packing (throws `CancellationError`) once the packing is cancelled, so a blocking producer on a
 /// thread pool ends within one write of a shutdown.
-public struct PackingSink: ArchiveSink {
-    public private(set) var file: FileDescriptorSink
+package struct PackingSink: ArchiveSink {
+    package private(set) var file: FileDescriptorSink
     let cancellation: PackingCancellation
 
     init(file: FileDescriptorSink, cancellation: PackingCancellation) {
@@ -12,7 +12,7 @@ public struct PackingSink: ArchiveSink {
         self.cancellation = cancellation
     }
 
-    public mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
+    package mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
         if cancellation.isCancelled { throw CancellationError() }
         try file.write(bytes)
     }

@@ -9,12 +9,12 @@ import NIOCore
 /// It sits outside ``HTTPErrorMiddleware``, so it sees every request's final status. The line is
 /// `info`, also for a download the client gave up on (`aborted`); it is `error` only when the body
 /// itself failed after the headers went out (the connection is then closed).
-public struct AccessLogMiddleware: RouterMiddleware {
-    public typealias Context = NetbootRequestContext
+package struct AccessLogMiddleware: RouterMiddleware {
+    package typealias Context = NetbootRequestContext
 
-    public init() {}
+    package init() {}
 
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         let client = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "-"
         let logger = context.logger

@@ -11,12 +11,12 @@ import NIOCore
 /// The host's own routes: `/`, `/status` and `/boot/NAME/{netboot.ipxe,bzImage,initrd}`.
 ///
 /// Every boot source redirects here; these routes are the assembler's front door.
-public struct BootRoutes: Sendable {
-    public let store: any NixStore
-    public let assembler: InitrdAssembler
-    public let validPaths: KnownValidPaths
+package struct BootRoutes: Sendable {
+    package let store: any NixStore
+    package let assembler: InitrdAssembler
+    package let validPaths: KnownValidPaths
 
-    public init(store: any NixStore, assembler: InitrdAssembler) {
+    package init(store: any NixStore, assembler: InitrdAssembler) {
         self.store = store
         self.assembler = assembler
         self.validPaths = KnownValidPaths(store: store)
@@ -27,7 +27,7 @@ public struct BootRoutes: Sendable {
 
     /// Adds the routes; every one answers `GET` and `HEAD` (the initrd's `HEAD` skips the packing
     /// lease's body), and `table` learns them for 405 answers.
-    public func add(to router: Router<NetbootRequestContext>, table: RouteTable) {
+    package func add(to router: Router<NetbootRequestContext>, table: RouteTable) {
         router.getAndHead("/", recordingIn: table) { _, _ in "nix-netboot-serve\n" }
         router.getAndHead("/status", recordingIn: table) { _, _ in try await statusText() }
         router.getAndHead("/boot/:name/netboot.ipxe", recordingIn: table) { request, context in

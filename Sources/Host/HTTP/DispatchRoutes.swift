@@ -5,16 +5,16 @@ import NIOCore
 
 /// `/dispatch/SOURCE/…`: finds the registered source, lets it resolve, pins the result against garbage
 /// collection and redirects to `/boot/…` (keeping the query).
-public struct DispatchRoutes: Sendable {
-    public let sources: [any BootSource]
-    public let disabled: Set<String>
-    public let pins: GCRootPins?
+package struct DispatchRoutes: Sendable {
+    package let sources: [any BootSource]
+    package let disabled: Set<String>
+    package let pins: GCRootPins?
     /// Called with every path a dispatch resolved to (e.g. to start packing it right away).
-    public let onResolved: @Sendable (StorePath) -> Void
+    package let onResolved: @Sendable (StorePath) -> Void
     /// Reads the layout of a resolved path: one that is no bootable system gets the retry script.
-    public let assembler: InitrdAssembler?
+    package let assembler: InitrdAssembler?
 
-    public init(
+    package init(
         sources: [any BootSource], disabled: Set<String> = [], pins: GCRootPins?, assembler: InitrdAssembler? = nil,
         onResolved: @escaping @Sendable (StorePath) -> Void = { _ in }
     ) {
@@ -25,7 +25,7 @@ public struct DispatchRoutes: Sendable {
         self.onResolved = onResolved
     }
 
-    public func add(to router: Router<NetbootRequestContext>, table: RouteTable) {
+    package func add(to router: Router<NetbootRequestContext>, table: RouteTable) {
         router.getAndHead("/dispatch/:source/**", recordingIn: table) { request, context in
             try await dispatch(request, context)
         }
@@ -93,7 +93,7 @@ public struct DispatchRoutes: Sendable {
 
 extension QueryString {
     /// Percent-decodes one path segment (`+` stays a plus sign in paths).
-    public static func decodePathSegment(_ raw: Substring) throws(PlainTextError) -> String {
+    package static func decodePathSegment(_ raw: Substring) throws(PlainTextError) -> String {
         try decode(Substring(raw.replacingOccurrences(of: "+", with: "%2B")))
     }
 }

@@ -1,9 +1,9 @@
 import HTTPTypes
 
 /// Strong entity tags for immutable responses, and `If-None-Match` matching.
-public enum EntityTag {
+package enum EntityTag {
     /// Whether an `If-None-Match` header value matches `tag` (weak comparison, as RFC 9110 asks).
-    public static func matches(_ ifNoneMatch: String?, _ tag: String) -> Bool {
+    package static func matches(_ ifNoneMatch: String?, _ tag: String) -> Bool {
         guard let ifNoneMatch else { return false }
         let opaque = tag.hasPrefix("W/") ? String(tag.dropFirst(2)) : tag
         for candidate in ifNoneMatch.split(separator: ",") {
@@ -16,7 +16,7 @@ public enum EntityTag {
     }
 
     /// Headers every immutable store-path response carries.
-    public static func immutableHeaders(_ tag: String) -> HTTPFields {
+    package static func immutableHeaders(_ tag: String) -> HTTPFields {
         [.eTag: tag, .cacheControl: "public, max-age=31536000, immutable"]
     }
 }

@@ -5,12 +5,12 @@ import NIOCore
 /// A response body that streams cached files spends most of its time handing chunks between
 /// threads: the file thread, the task's thread, the event loop. Run on the event loop itself, the
 /// loop reads a chunk (from the page cache), writes it and waits for the flush without leaving it.
-public final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
-    public let eventLoop: any EventLoop
+package final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
+    package let eventLoop: any EventLoop
 
-    public init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+    package init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
 
-    public func enqueue(_ job: consuming ExecutorJob) {
+    package func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         let executor = asUnownedTaskExecutor()
         eventLoop.execute { job.runSynchronously(on: executor) }

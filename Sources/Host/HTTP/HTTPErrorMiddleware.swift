@@ -11,14 +11,14 @@ import Logging
 ///
 /// Added to the router before any route, so it answers alike in memory and on a live server, for
 /// matched and unmatched requests.
-public struct HTTPErrorMiddleware: RouterMiddleware {
-    public typealias Context = NetbootRequestContext
+package struct HTTPErrorMiddleware: RouterMiddleware {
+    package typealias Context = NetbootRequestContext
 
-    public let routes: RouteTable
+    package let routes: RouteTable
 
-    public init(routes: RouteTable) { self.routes = routes }
+    package init(routes: RouteTable) { self.routes = routes }
 
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch {
@@ -34,7 +34,7 @@ public struct HTTPErrorMiddleware: RouterMiddleware {
     }
 
     /// The answer for `error`.
-    public func render(_ error: any Error, for request: Request) -> PlainTextError {
+    package func render(_ error: any Error, for request: Request) -> PlainTextError {
         guard let error = error as? HTTPError else { return PlainTextError.from(error) }
         if error.status == .notFound {
             let allowed = routes.allowedMethods(for: request.uri.path)

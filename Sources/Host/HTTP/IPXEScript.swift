@@ -1,20 +1,20 @@
 import HTTPTypes
 
 /// The iPXE script that boots a NixOS system: kernel and initrd named relative to the script's URL.
-public struct IPXEScript: Equatable, Sendable {
+package struct IPXEScript: Equatable, Sendable {
     /// The longest `kernel …` line a script holds, in bytes (without its newline): the x86 kernel's
     /// `COMMAND_LINE_SIZE`. The kernel keeps that much of its command line and silently drops the
     /// rest — with it the system's own `init=` or `console=` — so a longer line is refused instead.
-    public static let maximumKernelLineBytes = 2048
+    package static let maximumKernelLineBytes = 2048
 
-    public var path: StorePath
+    package var path: StorePath
     /// `kernel-params` of the system, on one line.
-    public var kernelParameters: String
+    package var kernelParameters: String
     /// Operator-supplied words before and after the system's parameters.
-    public var prefix: String
-    public var suffix: String
+    package var prefix: String
+    package var suffix: String
 
-    public init(path: StorePath, kernelParameters: String, prefix: String = "", suffix: String = "") {
+    package init(path: StorePath, kernelParameters: String, prefix: String = "", suffix: String = "") {
         self.path = path
         self.kernelParameters = kernelParameters
         self.prefix = prefix
@@ -24,7 +24,7 @@ public struct IPXEScript: Equatable, Sendable {
     /// Reads the tuning arguments from a query: 400 for a control character (C0 including tab,
     /// newline and NUL; DEL; C1), which would end the script's line or reach the iPXE console, and for
     /// arguments that alone would not fit on a kernel line.
-    public static func tuningArguments(from query: String?) throws(PlainTextError) -> (prefix: String, suffix: String) {
+    package static func tuningArguments(from query: String?) throws(PlainTextError) -> (prefix: String, suffix: String) {
         func argument(_ name: String) throws(PlainTextError) -> String {
             let value = try QueryString.value(name, in: query) ?? ""
             if let control = value.unicodeScalars.first(where: isControlCharacter) {
@@ -43,7 +43,7 @@ public struct IPXEScript: Equatable, Sendable {
     /// run of whitespace becomes one space (iPXE splits its command lines on any whitespace and joins
     /// the words with single spaces anyway); NUL, every other control character, DEL and bytes that
     /// are not UTF-8 are refused.
-    public static func kernelParameters(_ bytes: [UInt8], of path: StorePath) throws(KernelLineError) -> String {
+    package static func kernelParameters(_ bytes: [UInt8], of path: StorePath) throws(KernelLineError) -> String {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw KernelLineError(path: path, reason: .parametersNotUTF8)
         }
@@ -59,13 +59,13 @@ public struct IPXEScript: Equatable, Sendable {
 
     /// The `kernel …` line: `initrd=initrd` is always on it, as iPXE under UEFI passes no initrd to
     /// the kernel without it.
-    public var kernelLine: String {
+    package var kernelLine: String {
         line(prefix: prefix, suffix: suffix)
     }
 
     /// Throws unless the kernel line fits in ``maximumKernelLineBytes``: blaming the system when its
     /// own line (without the tuning arguments) is already too long, the arguments otherwise.
-    public func checkKernelLine() throws(KernelLineError) {
+    package func checkKernelLine() throws(KernelLineError) {
         let own = line(prefix: "", suffix: "").utf8.count
         if own > Self.maximumKernelLineBytes { throw KernelLineError(path: path, reason: .systemLineTooLong(bytes: own)) }
         let whole = kernelLine.utf8.count
@@ -73,7 +73,7 @@ public struct IPXEScript: Equatable, Sendable {
     }
 
     /// The script text.
-    public var text: String {
+    package var text: String {
         """
         #!ipxe
         echo Booting NixOS closure \(path.name).

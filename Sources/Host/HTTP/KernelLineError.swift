@@ -3,9 +3,9 @@ import Logging
 
 /// Why a `kernel …` line was not written: too long for the kernel, or a control character in the
 /// system's own `kernel-params`.
-public struct KernelLineError: Error, Equatable, CustomStringConvertible {
+package struct KernelLineError: Error, Equatable, CustomStringConvertible {
     /// What went wrong.
-    public enum Reason: Equatable, Sendable {
+    package enum Reason: Equatable, Sendable {
         /// The system's `kernel-params` is not UTF-8.
         case parametersNotUTF8
         /// The system's `kernel-params` holds this control character.
@@ -17,21 +17,21 @@ public struct KernelLineError: Error, Equatable, CustomStringConvertible {
     }
 
     /// The system asked for.
-    public var path: StorePath
-    public var reason: Reason
+    package var path: StorePath
+    package var reason: Reason
 
-    public init(path: StorePath, reason: Reason) {
+    package init(path: StorePath, reason: Reason) {
         self.path = path
         self.reason = reason
     }
 
     /// 400 when the request's arguments are to blame, 404 when the system itself cannot be booted.
-    public var status: HTTPResponse.Status {
+    package var status: HTTPResponse.Status {
         if case .argumentsMakeLineTooLong = reason { return .badRequest }
         return .notFound
     }
 
-    public var publicReason: String {
+    package var publicReason: String {
         let limit = IPXEScript.maximumKernelLineBytes
         switch reason {
         case .parametersNotUTF8:
@@ -46,9 +46,9 @@ public struct KernelLineError: Error, Equatable, CustomStringConvertible {
         }
     }
 
-    public var logMetadata: Logger.Metadata {
+    package var logMetadata: Logger.Metadata {
         ["path": "\(path.name)", "refusal": "\(reason)"]
     }
 
-    public var description: String { publicReason }
+    package var description: String { publicReason }
 }

@@ -7,26 +7,26 @@ import NIOCore
 /// Thrown from anywhere below a route; ``HTTPErrorMiddleware`` renders it once. The message is
 /// public: it never names a server path, and it is cut to ``maximumLineBytes`` with control
 /// characters replaced, whatever the thrower put in it. Details belong in the log.
-public struct PlainTextError: HTTPResponseError, CustomStringConvertible {
-    public var status: HTTPResponse.Status
-    public var message: String
-    public var headers: HTTPFields
+package struct PlainTextError: HTTPResponseError, CustomStringConvertible {
+    package var status: HTTPResponse.Status
+    package var message: String
+    package var headers: HTTPFields
 
     /// The longest answer line, newline included.
-    public static let maximumLineBytes = 200
+    package static let maximumLineBytes = 200
 
-    public init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) {
+    package init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) {
         self.status = status
         self.message = message
         self.headers = headers
     }
 
-    public var description: String { "\(status.code) \(message)" }
+    package var description: String { "\(status.code) \(message)" }
 
     /// The message as it is sent: one line of at most ``maximumLineBytes`` bytes with its newline.
-    public var publicLine: String { Self.oneLine(message) + "\n" }
+    package var publicLine: String { Self.oneLine(message) + "\n" }
 
-    public func response(from request: Request, context: some RequestContext) throws -> Response {
+    package func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers = self.headers
         headers[.contentType] = "text/plain; charset=utf-8"
         let body = ByteBuffer(string: publicLine)
@@ -36,7 +36,7 @@ public struct PlainTextError: HTTPResponseError, CustomStringConvertible {
 
     /// `text` with every control character replaced by a space, cut (at a character boundary, with
     /// an ellipsis) so that it and a newline fit ``maximumLineBytes``.
-    public static func oneLine(_ text: String) -> String {
+    package static func oneLine(_ text: String) -> String {
         var line = String(text.unicodeScalars.map { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) ? " " : Character($0) })
         let limit = maximumLineBytes - 1
         guard line.utf8.count > limit else { return line }
@@ -53,7 +53,7 @@ public struct PlainTextError: HTTPResponseError, CustomStringConvertible {
 
 extension PlainTextError {
     /// Maps the host's own errors to statuses: bad names are 400, failing Nix is 502, anything else 500.
-    public static func from(_ error: any Error) -> PlainTextError {
+    package static func from(_ error: any Error) -> PlainTextError {
         switch error {
         case let error as PlainTextError: error
         case let error as StorePathError: PlainTextError(.badRequest, "not a store path name: it \(error.reason)")

@@ -1,9 +1,9 @@
 import HTTPTypes
 
 /// Decodes an `application/x-www-form-urlencoded` query: `+` is a space, `%XX` a byte.
-public enum QueryString {
+package enum QueryString {
     /// The decoded value of the first `name=…` pair, nil if absent.
-    public static func value(_ name: String, in query: String?) throws(PlainTextError) -> String? {
+    package static func value(_ name: String, in query: String?) throws(PlainTextError) -> String? {
         guard let query, !query.isEmpty else { return nil }
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)

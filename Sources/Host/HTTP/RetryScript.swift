@@ -1,20 +1,20 @@
 /// The iPXE script answered when a dispatch failed in a way that may heal (a configuration being
 /// edited): it shows the reason, waits, and asks the same URL again.
-public struct RetryScript: Equatable, Sendable {
+package struct RetryScript: Equatable, Sendable {
     /// Seconds iPXE sleeps before asking again.
-    public static let delay = Resolution.retryDelay
+    package static let delay = Resolution.retryDelay
 
-    public var reason: String
+    package var reason: String
     /// The dispatch URL to chain again, query included.
-    public var url: String
+    package var url: String
 
-    public init(reason: String, url: String) {
+    package init(reason: String, url: String) {
         self.reason = Self.sanitise(reason)
         self.url = Self.sanitiseURL(url)
     }
 
     /// One line of printable ASCII without what iPXE would interpret (`$` expansions, `||`, `&&`, quotes).
-    public static func sanitise(_ text: String) -> String {
+    package static func sanitise(_ text: String) -> String {
         var out = ""
         var lastWasSpace = true
         for scalar in text.unicodeScalars {
@@ -44,7 +44,7 @@ public struct RetryScript: Equatable, Sendable {
         return out
     }
 
-    public var text: String {
+    package var text: String {
         """
         #!ipxe
         echo \(reason)

@@ -6,13 +6,13 @@ import Synchronization
 ///
 /// Hummingbird's router answers a known path requested with another method exactly as an unknown
 /// path (404); the error middleware asks this table to tell the two apart and answer 405 with `Allow`.
-public final class RouteTable: Sendable {
+package final class RouteTable: Sendable {
     private let routes = Mutex<[(path: RouterPath, methods: Set<HTTPRequest.Method>)]>([])
 
-    public init() {}
+    package init() {}
 
     /// Records that `path` answers `method`.
-    public func record(_ path: RouterPath, _ method: HTTPRequest.Method) {
+    package func record(_ path: RouterPath, _ method: HTTPRequest.Method) {
         routes.withLock { routes in
             if let index = routes.firstIndex(where: { $0.path == path }) {
                 routes[index].methods.insert(method)
@@ -23,7 +23,7 @@ public final class RouteTable: Sendable {
     }
 
     /// The methods some route takes at `path`, sorted; empty when no route matches the path.
-    public func allowedMethods(for path: String) -> [HTTPRequest.Method] {
+    package func allowedMethods(for path: String) -> [HTTPRequest.Method] {
         let components = path.split(separator: "/", omittingEmptySubsequences: true)
         let methods = routes.withLock { routes in
             routes.filter { Self.matches($0.path, components) }.reduce(into: Set<HTTPRequest.Method>()) { $0.formUnion($1.methods) }
@@ -48,7 +48,7 @@ extension Router where Context == NetbootRequestContext {
     /// Adds `handler` for `GET` at `path` and for `HEAD` (the same handler, its response's headers —
     /// `Content-Length` included — without the body, which is never read), recording both in `table`.
     /// A handler that holds resources until its body is written must check for `HEAD` itself.
-    public func getAndHead(
+    package func getAndHead(
         _ path: RouterPath, recordingIn table: RouteTable,
         use handler: @escaping @Sendable (Request, Context) async throws -> some ResponseGenerator
     ) {

@@ -5,15 +5,15 @@ import Synchronization
 /// The per-path archives it names are pinned in the cache until ``release()``, so none is evicted
 /// while the initrd is being sent. Bytes are produced by ``InitrdByteStream``, which opens each
 /// cached file only while reading it.
-public final class Initrd: Sendable {
+package final class Initrd: Sendable {
     /// One piece of the initrd.
-    public enum Member: Sendable, Equatable {
+    package enum Member: Sendable, Equatable {
         /// Bytes held in memory (the leader and the loader).
         case bytes([UInt8])
         /// A cached archive: its file and the size the index recorded for it.
         case file(path: String, size: UInt64)
 
-        public var size: UInt64 {
+        package var size: UInt64 {
             switch self {
             case .bytes(let bytes): UInt64(bytes.count)
             case .file(_, let size): size
@@ -22,12 +22,12 @@ public final class Initrd: Sendable {
     }
 
     /// The store path this initrd boots.
-    public let root: StorePath
+    package let root: StorePath
     /// The closure, in the order its archives appear.
-    public let closure: [StorePath]
-    public let members: [Member]
+    package let closure: [StorePath]
+    package let members: [Member]
     /// The exact length of the initrd in bytes.
-    public let size: UInt64
+    package let size: UInt64
     private let cache: CPIOCache
     /// The pins this initrd holds, one per key.
     private let pinned: [CacheKey]
@@ -43,7 +43,7 @@ public final class Initrd: Sendable {
     }
 
     /// Unpins the cached archives. Call once, when the initrd has been sent (or will not be).
-    public func release() async {
+    package func release() async {
         guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
         await cache.release(pinned)
     }
@@ -55,7 +55,7 @@ public final class Initrd: Sendable {
     }
 
     /// The bytes, read lazily in chunks of `chunkSize`.
-    public func bytes(chunkSize: Int = 1 << 20) -> InitrdByteStream {
+    package func bytes(chunkSize: Int = 1 << 20) -> InitrdByteStream {
         InitrdByteStream(members: members, chunkSize: chunkSize)
     }
 }

@@ -9,20 +9,20 @@ import ServiceLifecycle
 /// registrations of all missing paths come from a single `nix-store --dump-db` call. Packing passes
 /// run on a ``WorkCoordinator``: run ``services`` (the cache's and the passes') for as long as
 /// initrds are assembled.
-public actor InitrdAssembler {
+package actor InitrdAssembler {
     /// Most closures remembered.
-    public static let rememberedClosures = 256
+    package static let rememberedClosures = 256
 
-    public let store: any NixStore
-    public nonisolated let cache: CPIOCache
-    public nonisolated let packer: StorePathPacker
+    package let store: any NixStore
+    package nonisolated let cache: CPIOCache
+    package nonisolated let packer: StorePathPacker
     private let logger: Logger
     private var closures = RecentlyUsed<StorePath, [StorePath]>(capacity: rememberedClosures)
     /// One pass per system at a time, shared by its requesters; a pass goes on when they leave
     /// (what it packs is cached for the next request).
     private let packingPasses = WorkCoordinator<StorePath, Void>(policy: .init(joining: .anyJob, maximumRunning: 16, whenAbandoned: .keepRunning))
 
-    public init(store: any NixStore, cache: CPIOCache, packer: StorePathPacker, logger: Logger) {
+    package init(store: any NixStore, cache: CPIOCache, packer: StorePathPacker, logger: Logger) {
         self.store = store
         self.cache = cache
         self.packer = packer
@@ -30,10 +30,10 @@ public actor InitrdAssembler {
     }
 
     /// What must run while initrds are assembled: the cache and the packing passes.
-    public nonisolated var services: [any Service] { [cache, packingPasses] }
+    package nonisolated var services: [any Service] { [cache, packingPasses] }
 
     /// The closure of `root`, sorted byte-wise, remembered after the first query.
-    public func closure(of root: StorePath) async throws -> [StorePath] {
+    package func closure(of root: StorePath) async throws -> [StorePath] {
         if let known = closures.value(root) { return known }
         let paths = try await store.requisites(of: root).sorted()
         closures.insert(root, paths)
@@ -41,10 +41,10 @@ public actor InitrdAssembler {
     }
 
     /// Whether the closure of `root` is already known (so `root` was valid when first asked).
-    public func knowsClosure(of root: StorePath) -> Bool { closures.contains(root) }
+    package func knowsClosure(of root: StorePath) -> Bool { closures.contains(root) }
 
     /// The cache key of `path` for this assembler's codec and level.
-    public nonisolated func key(_ path: StorePath) -> CacheKey {
+    package nonisolated func key(_ path: StorePath) -> CacheKey {
         CacheKey(path: path, codec: packer.compressor.name, level: packer.level)
     }
 
@@ -57,7 +57,7 @@ public actor InitrdAssembler {
     /// `stat`: an archive that vanished or changed size (or a removed cache directory) is dropped and
     /// packed again, never sent short under a full length. Archives adopted at start-up are read
     /// against their checksum the first time they are pinned.
-    public func initrd(for root: StorePath) async throws -> Initrd {
+    package func initrd(for root: StorePath) async throws -> Initrd {
         let closure = try await closure(of: root)
         let cache = self.cache
         let keys = closure.map(key)

@@ -11,8 +11,8 @@ import NIOPosix
 /// Reads happen on a thread pool; at most one file is open at any moment, and it is closed as soon as
 /// its last byte is read (or the iteration ends). A file whose length differs from what the index
 /// recorded is an error, never a short or long body.
-public struct InitrdByteStream: AsyncSequence, Sendable {
-    public typealias Element = ByteBuffer
+package struct InitrdByteStream: AsyncSequence, Sendable {
+    package typealias Element = ByteBuffer
 
     let members: [Initrd.Member]
     let chunkSize: Int
@@ -21,18 +21,18 @@ public struct InitrdByteStream: AsyncSequence, Sendable {
     var threadPool: NIOThreadPool? = .singleton
 
     /// The same bytes, read on the calling thread.
-    public func readingInline() -> InitrdByteStream {
+    package func readingInline() -> InitrdByteStream {
         var copy = self
         copy.threadPool = nil
         return copy
     }
 
-    public func makeAsyncIterator() -> Iterator {
+    package func makeAsyncIterator() -> Iterator {
         Iterator(members: members, chunkSize: chunkSize, threadPool: threadPool)
     }
 
     /// Pulls chunks; owns at most one open file.
-    public struct Iterator: AsyncIteratorProtocol {
+    package struct Iterator: AsyncIteratorProtocol {
         let members: [Initrd.Member]
         let chunkSize: Int
         let threadPool: NIOThreadPool?
@@ -47,7 +47,7 @@ public struct InitrdByteStream: AsyncSequence, Sendable {
             self.threadPool = threadPool
         }
 
-        public mutating func next() async throws -> ByteBuffer? {
+        package mutating func next() async throws -> ByteBuffer? {
             guard index < members.count else { return nil }
             if case .file(let path, let size) = members[index], size - offset > UInt64(chunkSize) {
                 return try await nextChunk(ofLargeFile: path, size: size)
@@ -173,10 +173,10 @@ public struct InitrdByteStream: AsyncSequence, Sendable {
 }
 
 /// Why an initrd could not be produced.
-public enum InitrdError: Error, CustomStringConvertible {
+package enum InitrdError: Error, CustomStringConvertible {
     case memberChanged(path: String, expected: UInt64, actual: UInt64)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .memberChanged(let path, let expected, let actual):
             "cached archive \(path) is \(actual) bytes, the index says \(expected)"

@@ -8,9 +8,9 @@ import Synchronization
 /// drops it if that system is already pending or being packed, or if the stream is full (a pass is
 /// only a head start; the initrd request packs whatever is still missing). The passes run as child
 /// tasks of ``run()``, one per system at a time, and are cancelled when the service shuts down.
-public final class PackAheadService: Service, Sendable {
+package final class PackAheadService: Service, Sendable {
     /// Most systems waiting for their pass.
-    public static let maximumPending = 64
+    package static let maximumPending = 64
 
     private let assembler: InitrdAssembler
     private let logger: Logger
@@ -19,7 +19,7 @@ public final class PackAheadService: Service, Sendable {
     private let requests: AsyncStream<StorePath>
     private let requestContinuation: AsyncStream<StorePath>.Continuation
 
-    public init(assembler: InitrdAssembler, logger: Logger) {
+    package init(assembler: InitrdAssembler, logger: Logger) {
         self.assembler = assembler
         self.logger = logger
         (requests, requestContinuation) = AsyncStream.makeStream(of: StorePath.self, bufferingPolicy: .bufferingOldest(Self.maximumPending))
@@ -28,7 +28,7 @@ public final class PackAheadService: Service, Sendable {
     /// Asks for a pass over `system`; returns at once. False if it was dropped (a pass for it is
     /// pending or running, too many are pending, or the service has stopped).
     @discardableResult
-    public func request(_ system: StorePath) -> Bool {
+    package func request(_ system: StorePath) -> Bool {
         guard wanted.withLock({ $0.insert(system).inserted }) else { return false }
         switch requestContinuation.yield(system) {
         case .enqueued:
@@ -43,9 +43,9 @@ public final class PackAheadService: Service, Sendable {
     }
 
     /// Systems pending or being packed now.
-    public var pendingCount: Int { wanted.withLock { $0.count } }
+    package var pendingCount: Int { wanted.withLock { $0.count } }
 
-    public func run() async throws {
+    package func run() async throws {
         await withDiscardingTaskGroup { group in
             for await system in requests.cancelOnGracefulShutdown() {
                 group.addTask { await self.pass(system) }

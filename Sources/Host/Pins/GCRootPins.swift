@@ -13,9 +13,9 @@ import Logging
 /// expires `lifetime` after its last use and is removed by ``sweep()``, at start-up and periodically.
 /// At most `maximumPins` live at once; beyond that the least recently used is released (and logged).
 /// The bookkeeping is ``PinTable``.
-public actor GCRootPins {
-    public let directory: String
-    public let lifetime: Duration
+package actor GCRootPins {
+    package let directory: String
+    package let lifetime: Duration
     private let store: any NixStore
     private let logger: Logger
     private let clock: @Sendable () -> Int64
@@ -25,11 +25,11 @@ public actor GCRootPins {
     /// Roots written by earlier versions (`pin-TIME-PID-N-NAME`, one per dispatch): swept by their time.
     private var legacy: [(name: String, created: Int64)] = []
     /// Nix calls made to create roots (for tests and the benchmark).
-    public private(set) var rootsCreated = 0
+    package private(set) var rootsCreated = 0
 
     static let prefix = "pin-"
 
-    public init(
+    package init(
         gcRootDirectory: String, lifetime: Duration, maximumPins: Int = 1024,
         store: any NixStore = NixStoreCLI(),
         logger: Logger, clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }
@@ -67,13 +67,13 @@ public actor GCRootPins {
     }
 
     /// Number of live pins.
-    public var count: Int { table.count }
+    package var count: Int { table.count }
 
     /// Whether `path` has a live pin (so it is valid and cannot be garbage-collected).
-    public func isPinned(_ path: StorePath) -> Bool { table.isPinned(path, now: clock()) }
+    package func isPinned(_ path: StorePath) -> Bool { table.isPinned(path, now: clock()) }
 
     /// Pins `path` for the lifetime from now: makes its root if it has none, else moves its expiry.
-    public func pin(_ path: StorePath) async throws {
+    package func pin(_ path: StorePath) async throws {
         while true {
             switch table.dispatch(path, now: clock()) {
             case .extended(let persist):
@@ -118,7 +118,7 @@ public actor GCRootPins {
 
     /// Removes pins whose lifetime ended. Returns how many it removed.
     @discardableResult
-    public func sweep() -> Int {
+    package func sweep() -> Int {
         let now = clock()
         var removed = 0
         for path in table.sweep(now: now) where unlink(directory + "/" + Self.fileName(path)) == 0 { removed += 1 }
@@ -133,7 +133,7 @@ public actor GCRootPins {
     }
 
     /// Sweeps every `interval` until cancelled.
-    public func runSweeper(every interval: Duration) async {
+    package func runSweeper(every interval: Duration) async {
         while !Task.isCancelled {
             sweep()
             try? await Task.sleep(for: interval)

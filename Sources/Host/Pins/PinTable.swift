@@ -3,9 +3,9 @@
 /// One pin per store path: the first dispatch of a path creates it (one Nix call), every later one
 /// only moves its last use forward, and a pin expires `lifetime` seconds after its last use. It
 /// decides; ``GCRootPins`` acts. Every mutating method returns what the caller must do.
-public struct PinTable<Path: Hashable> {
+package struct PinTable<Path: Hashable> {
     /// A pin's state.
-    public enum Entry: Equatable {
+    package enum Entry: Equatable {
         /// Its root is being made; dispatches of the path meanwhile wait for that.
         case creating
         /// Its root exists. `lastUse` is the newest dispatch; `persisted` what the root's mtime says.
@@ -13,7 +13,7 @@ public struct PinTable<Path: Hashable> {
     }
 
     /// What the caller of ``dispatch(_:now:)`` does next.
-    public enum DispatchAction: Equatable {
+    package enum DispatchAction: Equatable {
         /// Pinned already; its last use moved forward. If `persist`, write the new time to the root
         /// (its mtime), so that a restart keeps it.
         case extended(persist: Bool)
@@ -25,32 +25,32 @@ public struct PinTable<Path: Hashable> {
     }
 
     /// Seconds a pin lives after its last use.
-    public let lifetime: Int64
+    package let lifetime: Int64
     /// Most pins at once (creating ones included).
-    public let capacity: Int
+    package let capacity: Int
     private(set) var entries: [Path: Entry] = [:]
 
-    public init(lifetime: Int64, capacity: Int) {
+    package init(lifetime: Int64, capacity: Int) {
         precondition(capacity > 0)
         self.lifetime = lifetime
         self.capacity = capacity
     }
 
     /// Number of pins (creating ones included).
-    public var count: Int { entries.count }
+    package var count: Int { entries.count }
 
     /// The state of `path`'s pin, if any.
-    public func entry(_ path: Path) -> Entry? { entries[path] }
+    package func entry(_ path: Path) -> Entry? { entries[path] }
 
     /// Whether `path` has a live root (so it is valid and cannot be collected).
-    public func isPinned(_ path: Path, now: Int64) -> Bool {
+    package func isPinned(_ path: Path, now: Int64) -> Bool {
         if case .pinned(let lastUse, _)? = entries[path] { return now - lastUse < lifetime }
         return false
     }
 
     /// Takes in a root found on disk at start-up, last used at `lastUse`. Returns the paths whose
     /// roots must be removed: this one if it expired already, or the least recently used beyond the cap.
-    public mutating func adopt(_ path: Path, lastUse: Int64, now: Int64) -> [Path] {
+    package mutating func adopt(_ path: Path, lastUse: Int64, now: Int64) -> [Path] {
         if now - lastUse >= lifetime { return [path] }
         if case .pinned(let known, _)? = entries[path], known >= lastUse { return [] }
         entries[path] = .pinned(lastUse: lastUse, persisted: lastUse)
@@ -58,7 +58,7 @@ public struct PinTable<Path: Hashable> {
     }
 
     /// A dispatch of `path` at `now`.
-    public mutating func dispatch(_ path: Path, now: Int64) -> DispatchAction {
+    package mutating func dispatch(_ path: Path, now: Int64) -> DispatchAction {
         switch entries[path] {
         case .creating?:
             return .wait
@@ -76,13 +76,13 @@ public struct PinTable<Path: Hashable> {
     }
 
     /// The root of `path` was made at `now` (or, if `succeeded` is false, could not be).
-    public mutating func creationEnded(_ path: Path, succeeded: Bool, now: Int64) {
+    package mutating func creationEnded(_ path: Path, succeeded: Bool, now: Int64) {
         guard entries[path] == .creating else { return }
         entries[path] = succeeded ? .pinned(lastUse: now, persisted: now) : nil
     }
 
     /// Pins whose lifetime ended by `now`: forgotten here, their roots to be removed by the caller.
-    public mutating func sweep(now: Int64) -> [Path] {
+    package mutating func sweep(now: Int64) -> [Path] {
         var expired: [Path] = []
         for (path, entry) in entries {
             if case .pinned(let lastUse, _) = entry, now - lastUse >= lifetime { expired.append(path) }

@@ -7,13 +7,13 @@ import NIOCore
 /// are served at once (one more is answered 503 and closed as soon as it is accepted, see
 /// ``ConnectionRefusalHandler``), and every served connection reads its requests through
 /// ``RequestReadingHandler`` (deadlines, one-line answers to malformed requests).
-public struct BoundedHTTP1Channel: ServerChildChannel {
+package struct BoundedHTTP1Channel: ServerChildChannel {
     /// A served connection, or one refused at the cap.
-    public enum Value: ServerChildChannelValue {
+    package enum Value: ServerChildChannelValue {
         case served(HTTP1Channel.Value)
         case refused(any Channel)
 
-        public var channel: any Channel {
+        package var channel: any Channel {
             switch self {
             case .served(let value): value.channel
             case .refused(let channel): channel
@@ -21,15 +21,15 @@ public struct BoundedHTTP1Channel: ServerChildChannel {
         }
     }
 
-    public let http: HTTP1Channel
-    public let limiter: ConnectionLimiter
+    package let http: HTTP1Channel
+    package let limiter: ConnectionLimiter
 
-    public init(http: HTTP1Channel, limiter: ConnectionLimiter) {
+    package init(http: HTTP1Channel, limiter: ConnectionLimiter) {
         self.http = http
         self.limiter = limiter
     }
 
-    public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+    package func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         guard limiter.tryAcquire() else {
             return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(ConnectionRefusalHandler())
@@ -41,7 +41,7 @@ public struct BoundedHTTP1Channel: ServerChildChannel {
         return http.setup(channel: channel, logger: logger).map { .served($0) }
     }
 
-    public func handle(value: Value, logger: Logger) async {
+    package func handle(value: Value, logger: Logger) async {
         switch value {
         case .served(let value): await http.handle(value: value, logger: logger)
         case .refused: break
@@ -51,7 +51,7 @@ public struct BoundedHTTP1Channel: ServerChildChannel {
 
 extension HTTPServerBuilder {
     /// HTTP/1 with the server's bounds (see ``BoundedHTTP1Channel`` and ``RequestReadingHandler``).
-    public static func boundedHTTP1(
+    package static func boundedHTTP1(
         limiter: ConnectionLimiter, headerTimeout: Double, idleTimeout: Double, maxHeaderBytes: Int, logger: Logger
     ) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in

@@ -2,23 +2,23 @@ import Logging
 import Synchronization
 
 /// Counts open connections against a cap shared by every event loop.
-public final class ConnectionLimiter: Sendable {
-    public let limit: Int
+package final class ConnectionLimiter: Sendable {
+    package let limit: Int
     private let open = Atomic<Int>(0)
     /// Whether the last connection offered was refused (so a run of refusals logs once).
     private let refusing = Atomic<Bool>(false)
     private let logger: Logger
 
-    public init(limit: Int, logger: Logger) {
+    package init(limit: Int, logger: Logger) {
         self.limit = max(1, limit)
         self.logger = logger
     }
 
     /// The connections open now.
-    public var openConnections: Int { open.load(ordering: .relaxed) }
+    package var openConnections: Int { open.load(ordering: .relaxed) }
 
     /// Takes a place for a new connection; false when all ``limit`` places are taken.
-    public func tryAcquire() -> Bool {
+    package func tryAcquire() -> Bool {
         var current = open.load(ordering: .relaxed)
         while current < limit {
             let (exchanged, original) = open.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
@@ -37,7 +37,7 @@ public final class ConnectionLimiter: Sendable {
     }
 
     /// Gives back the place of a connection that closed.
-    public func release() {
+    package func release() {
         open.subtract(1, ordering: .relaxed)
     }
 }

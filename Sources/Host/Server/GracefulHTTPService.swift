@@ -4,20 +4,20 @@ import ServiceLifecycle
 /// Runs the HTTP server; on graceful shutdown it stops accepting at once (the server's own
 /// quiescing), lets responses in flight finish for at most `grace`, then closes the connections
 /// still open, so that the server's shutdown ends.
-public struct GracefulHTTPService: Service {
-    public let http: any Service
-    public let connections: InFlightConnections
-    public let grace: Duration
-    public let logger: Logger
+package struct GracefulHTTPService: Service {
+    package let http: any Service
+    package let connections: InFlightConnections
+    package let grace: Duration
+    package let logger: Logger
 
-    public init(http: any Service, connections: InFlightConnections, grace: Duration, logger: Logger) {
+    package init(http: any Service, connections: InFlightConnections, grace: Duration, logger: Logger) {
         self.http = http
         self.connections = connections
         self.grace = grace
         self.logger = logger
     }
 
-    public func run() async throws {
+    package func run() async throws {
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
                 try await http.run()

@@ -4,16 +4,16 @@ import Synchronization
 
 /// The connections that have sent a request, until they close: what a shutdown closes once its
 /// grace period is over (a client that stops reading would otherwise hold the server forever).
-public final class InFlightConnections: Sendable {
+package final class InFlightConnections: Sendable {
     private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
 
-    public init() {}
+    package init() {}
 
     /// Connections open now that have sent a request.
-    public var count: Int { channels.withLock { $0.count } }
+    package var count: Int { channels.withLock { $0.count } }
 
     /// Tracks `channel` until it closes (once per connection, however many requests it carries).
-    public func track(_ channel: any Channel) {
+    package func track(_ channel: any Channel) {
         let id = ObjectIdentifier(channel)
         let added = channels.withLock { channels in
             guard channels[id] == nil else { return false }
@@ -28,7 +28,7 @@ public final class InFlightConnections: Sendable {
 
     /// Closes every tracked connection; returns how many there were.
     @discardableResult
-    public func closeAll() -> Int {
+    package func closeAll() -> Int {
         let open = channels.withLock { Array($0.values) }
         for channel in open { channel.close(promise: nil) }
         return open.count
@@ -36,13 +36,13 @@ public final class InFlightConnections: Sendable {
 }
 
 /// Tracks the connection of every request in ``InFlightConnections``.
-public struct InFlightConnectionsMiddleware: RouterMiddleware {
-    public typealias Context = NetbootRequestContext
-    public let connections: InFlightConnections
+package struct InFlightConnectionsMiddleware: RouterMiddleware {
+    package typealias Context = NetbootRequestContext
+    package let connections: InFlightConnections
 
-    public init(connections: InFlightConnections) { self.connections = connections }
+    package init(connections: InFlightConnections) { self.connections = connections }
 
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         connections.track(context.channel)
         return try await next(request, context)
     }

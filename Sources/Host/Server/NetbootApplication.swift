@@ -10,27 +10,27 @@ import UnixSignals
 /// (``GracefulHTTPService``: no new connections, responses in flight get the grace period, then
 /// their connections are closed), then the rest; thread pools are shut down by the services that
 /// own them.
-public struct NetbootApplication: Service {
+package struct NetbootApplication: Service {
     /// Services that outlive the HTTP server (stopped last).
-    public let foundation: [any Service]
-    public let http: GracefulHTTPService
+    package let foundation: [any Service]
+    package let http: GracefulHTTPService
     /// Background work (stopped first).
-    public let background: [any Service]
-    public let logger: Logger
+    package let background: [any Service]
+    package let logger: Logger
 
-    public init(foundation: [any Service], http: GracefulHTTPService, background: [any Service], logger: Logger) {
+    package init(foundation: [any Service], http: GracefulHTTPService, background: [any Service], logger: Logger) {
         self.foundation = foundation
         self.http = http
         self.background = background
         self.logger = logger
     }
 
-    public func run() async throws {
+    package func run() async throws {
         try await ServiceGroup(configuration: configuration(signals: [])).run()
     }
 
     /// Runs until one of `gracefulShutdownSignals`, then shuts down as described above.
-    public func runService(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) async throws {
+    package func runService(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) async throws {
         try await ServiceGroup(configuration: configuration(signals: gracefulShutdownSignals)).run()
     }
 

@@ -10,21 +10,21 @@ import NIOCore
 import ServiceLifecycle
 
 /// Puts the host together from options and registered modules: the cache, the assembler, the routes.
-public struct NetbootServer: Sendable {
-    public let options: ServerOptions
-    public let registry: ModuleRegistry
-    public let store: any NixStore
-    public let assembler: InitrdAssembler
-    public let pins: GCRootPins
+package struct NetbootServer: Sendable {
+    package let options: ServerOptions
+    package let registry: ModuleRegistry
+    package let store: any NixStore
+    package let assembler: InitrdAssembler
+    package let pins: GCRootPins
     /// Packs a system's initrd ahead when a dispatch resolves it (a service of the application).
-    public let packAhead: PackAheadService
+    package let packAhead: PackAheadService
     /// The connections with a request in flight, closed when a shutdown's grace is over.
-    public let connections = InFlightConnections()
-    public let logger: Logger
+    package let connections = InFlightConnections()
+    package let logger: Logger
 
     /// Validates the options against the registry and opens the cache. `storeDirectory` (where store
     /// paths are read) is Nix's unless a test stands in for the store.
-    public init(
+    package init(
         options: ServerOptions, registry: ModuleRegistry, store: any NixStore = NixStoreCLI(), logger: Logger,
         storeDirectory: String = StorePath.storeDirectory
     ) throws {
@@ -65,7 +65,7 @@ public struct NetbootServer: Sendable {
     }
 
     /// The router with every route of the host and of the registered sources.
-    public func makeRouter() -> Router<NetbootRequestContext> {
+    package func makeRouter() -> Router<NetbootRequestContext> {
         let router = Router(context: NetbootRequestContext.self)
         let table = RouteTable()
         // Every connection with a request in flight is known to the shutdown.
@@ -84,7 +84,7 @@ public struct NetbootServer: Sendable {
 
     /// The most connections served at once: `--max-connections`, or derived from the soft limit of
     /// open files now (call after ``raiseOpenFileLimit(to:)``).
-    public var connectionLimit: Int {
+    package var connectionLimit: Int {
         // Asking to raise the limit to 0 changes nothing and returns the soft limit now.
         options.connectionLimit(openFiles: Self.raiseOpenFileLimit(to: 0), jobs: options.jobs ?? System.coreCount)
     }
@@ -92,7 +92,7 @@ public struct NetbootServer: Sendable {
     /// The background work of the host and of the sources: the cache (its packings and thread
     /// pool), packing passes, pack-ahead and the sources' services. Whoever serves the router runs
     /// them (the application does; tests serving ``makeRouter()`` must too).
-    public var services: [any Service] {
+    package var services: [any Service] {
         // Stopped in reverse order at shutdown: the sources' work first, the cache last.
         assembler.services + [packAhead] + registry.sources.flatMap(\.services)
     }
@@ -100,7 +100,7 @@ public struct NetbootServer: Sendable {
     /// The application, ready to run until SIGINT or SIGTERM; SIGHUP is ignored. Expired pins are
     /// swept at start-up and every minute. On shutdown, see ``NetbootApplication``: background work
     /// is cancelled, responses in flight get `--shutdown-grace` seconds, then their connections close.
-    public func makeApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> NetbootApplication {
+    package func makeApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> NetbootApplication {
         let (host, port) = try options.listenAddress()
         let http = Application(
             router: makeRouter(),
@@ -122,7 +122,7 @@ public struct NetbootServer: Sendable {
 
     /// What boot sources are made with: the store (remembering recent validity answers for a minute,
     /// see ``RecentlyValidStore``), state and GC-root directories, the logger.
-    public static func sourceContext(options: ServerOptions, store: any NixStore, logger: Logger) -> SourceContext {
+    package static func sourceContext(options: ServerOptions, store: any NixStore, logger: Logger) -> SourceContext {
         SourceContext(
             store: RecentlyValidStore(base: store), stateDirectory: options.stateDir,
             gcRootDirectory: options.directory(options.gcRootDir, "gc-roots"), logger: logger)
@@ -130,7 +130,7 @@ public struct NetbootServer: Sendable {
 
     /// Raises the soft limit of open files toward `wanted`, within the hard limit. Returns the new soft limit.
     @discardableResult
-    public static func raiseOpenFileLimit(to wanted: UInt64) -> UInt64 {
+    package static func raiseOpenFileLimit(to wanted: UInt64) -> UInt64 {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
         let target = min(UInt64(wanted), UInt64(limit.rlim_max))

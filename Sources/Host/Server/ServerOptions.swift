@@ -1,62 +1,62 @@
 import ArgumentParser
 
 /// The host's command-line options. The original server's flags keep their names.
-public struct ServerOptions: ParsableArguments, Sendable {
+package struct ServerOptions: ParsableArguments, Sendable {
     @Option(help: "Address and port to listen on.")
-    public var listen: String = "127.0.0.1:3030"
+    package var listen: String = "127.0.0.1:3030"
 
     @Option(help: "Where state lives; every directory not given explicitly is created under it.")
-    public var stateDir: String = "./nix-netboot-serve-state"
+    package var stateDir: String = "./nix-netboot-serve-state"
 
     @Option(help: "Directory of GC roots that keep booted systems alive (default: STATE_DIR/gc-roots).")
-    public var gcRootDir: String?
+    package var gcRootDir: String?
 
     @Option(help: "Directory of cached per-path archives (default: STATE_DIR/cpio-cache).")
-    public var cpioCacheDir: String?
+    package var cpioCacheDir: String?
 
     @Option(help: "Most bytes the archive cache keeps; least recently used archives go first.")
-    public var maxCpioCacheBytes: UInt64 = 5 << 30
+    package var maxCpioCacheBytes: UInt64 = 5 << 30
 
     @Option(help: "Raise the soft limit of open files to this, as far as the hard limit allows.")
-    public var openFiles: UInt64 = 50000
+    package var openFiles: UInt64 = 50000
 
     @Option(help: "Codec of the per-path archives (see the list of codecs below).")
-    public var compression: String = "zstd"
+    package var compression: String = "zstd"
 
     @Option(help: "Compression level (default: the codec's own).")
-    public var compressionLevel: Int?
+    package var compressionLevel: Int?
 
     @Option(help: "Most archives packed at once (default: the number of cores).")
-    public var jobs: Int?
+    package var jobs: Int?
 
     @Option(help: "Seconds after its last dispatch that a system stays pinned (one Nix GC root per system).")
-    public var pinLifetime: Int = 3600
+    package var pinLifetime: Int = 3600
 
     @Option(help: "Most dispatch pins alive at once; beyond it the least recently dispatched is released early.")
-    public var maxPins: Int = 1024
+    package var maxPins: Int = 1024
 
     @Option(help: ArgumentHelp("Turn a boot source off (repeatable).", valueName: "name"))
-    public var disableSource: [String] = []
+    package var disableSource: [String] = []
 
     @Option(help: "Seconds a client has to send a request's headers, counted from accept or from the end of the previous response on a kept-alive connection.")
-    public var headerTimeout: Double = 10
+    package var headerTimeout: Double = 10
 
     @Option(help: "Seconds a connection waiting for a request may receive nothing before it is closed (never during a response).")
-    public var idleTimeout: Double = 5
+    package var idleTimeout: Double = 5
 
     @Option(help: "Most connections open at once; more are answered 503 and closed (default: from the open-file limit).")
-    public var maxConnections: Int?
+    package var maxConnections: Int?
 
     @Option(help: "Most bytes of a request line and its headers; more is answered 431.")
-    public var maxHeaderBytes: Int = 16384
+    package var maxHeaderBytes: Int = 16384
 
     @Option(help: "Seconds a shutdown (SIGTERM, SIGINT) lets downloads in flight finish before closing their connections.")
-    public var shutdownGrace: Double = 30
+    package var shutdownGrace: Double = 30
 
-    public init() {}
+    package init() {}
 
     /// `--listen` split into host and port.
-    public func listenAddress() throws -> (host: String, port: Int) {
+    package func listenAddress() throws -> (host: String, port: Int) {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
               (0...65535).contains(port)
         else { throw ValidationError("--listen takes HOST:PORT, not '\(listen)'") }
@@ -68,7 +68,7 @@ public struct ServerOptions: ParsableArguments, Sendable {
     /// `--max-connections`, or what the open-file limit leaves for connections: each may hold a
     /// socket and an open cache file; a reserve is kept for packing (reads, archive writes and Nix
     /// subprocess pipes per job), the event loops and logs.
-    public func connectionLimit(openFiles: UInt64, jobs: Int) -> Int {
+    package func connectionLimit(openFiles: UInt64, jobs: Int) -> Int {
         if let maxConnections { return maxConnections }
         let reserve = 64 + 8 * UInt64(max(1, jobs))
         guard openFiles > reserve + 2 else { return 1 }
@@ -76,7 +76,7 @@ public struct ServerOptions: ParsableArguments, Sendable {
     }
 
     /// The directory for `explicit`, or `name` under the state dir.
-    public func directory(_ explicit: String?, _ name: String) -> String {
+    package func directory(_ explicit: String?, _ name: String) -> String {
         explicit ?? (stateDir.hasSuffix("/") ? stateDir + name : stateDir + "/" + name)
     }
 }

@@ -2,15 +2,15 @@
 ///
 /// The host knows modules only through this registry: `--compression` accepts exactly the names of
 /// the registered codecs, and `/dispatch/NAME/` routes to the source registered as NAME.
-public struct ModuleRegistry: Sendable {
-    public private(set) var compressors: [any Compressor] = []
-    public private(set) var sources: [any BootSource] = []
+package struct ModuleRegistry: Sendable {
+    package private(set) var compressors: [any Compressor] = []
+    package private(set) var sources: [any BootSource] = []
 
-    public init() {}
+    package init() {}
 
     /// Adds a codec. Its name goes into cache file names and `--compression`: 1–16 lowercase letters
     /// or digits, not taken by another codec.
-    public mutating func register(compressor: any Compressor) throws(ModuleRegistrationError) {
+    package mutating func register(compressor: any Compressor) throws(ModuleRegistrationError) {
         let name = compressor.name
         guard (1...16).contains(name.utf8.count), name.utf8.allSatisfy(Self.isLowercaseAlphanumeric) else {
             throw .invalidName(kind: "codec", name: name, rule: "1 to 16 lowercase letters or digits")
@@ -21,7 +21,7 @@ public struct ModuleRegistry: Sendable {
 
     /// Adds a boot source. Its name is the URL segment after `/dispatch/`: 1–32 lowercase letters,
     /// digits or hyphens, starting with a letter, not taken by another source.
-    public mutating func register(source: any BootSource) throws(ModuleRegistrationError) {
+    package mutating func register(source: any BootSource) throws(ModuleRegistrationError) {
         let name = source.name
         guard (1...32).contains(name.utf8.count), let first = name.utf8.first, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first),
               name.utf8.allSatisfy({ Self.isLowercaseAlphanumeric($0) || $0 == UInt8(ascii: "-") })
@@ -34,19 +34,19 @@ public struct ModuleRegistry: Sendable {
         (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
     }
 
-    public func compressor(named name: String) -> (any Compressor)? { compressors.first { $0.name == name } }
-    public func source(named name: String) -> (any BootSource)? { sources.first { $0.name == name } }
+    package func compressor(named name: String) -> (any Compressor)? { compressors.first { $0.name == name } }
+    package func source(named name: String) -> (any BootSource)? { sources.first { $0.name == name } }
 
     /// Codec names, as `--compression` lists them.
-    public var compressorNames: [String] { compressors.map(\.name) }
+    package var compressorNames: [String] { compressors.map(\.name) }
 }
 
 /// A module that cannot be registered: the executable refuses to start.
-public enum ModuleRegistrationError: Error, Equatable, CustomStringConvertible {
+package enum ModuleRegistrationError: Error, Equatable, CustomStringConvertible {
     case invalidName(kind: String, name: String, rule: String)
     case duplicate(kind: String, name: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .invalidName(let kind, let name, let rule): "\(kind) name '\(name)' is not \(rule)"
         case .duplicate(let kind, let name): "\(kind) '\(name)' is registered twice"

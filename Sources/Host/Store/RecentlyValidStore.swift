@@ -6,19 +6,19 @@
 /// pin's lifetime; remembering the answer for `lifetime` (far shorter) cannot send a machine to a
 /// collected path that a pin would not have caught: a pin for a path that vanished fails loudly.
 /// Only positive answers are kept (an invalid path may be built at any moment), at most `capacity`.
-public actor RecentlyValidStore: NixStore {
-    public let base: any NixStore
-    public let lifetime: Duration
-    public let capacity: Int
+package actor RecentlyValidStore: NixStore {
+    package let base: any NixStore
+    package let lifetime: Duration
+    package let capacity: Int
     private var confirmed: [StorePath: ContinuousClock.Instant] = [:]
 
-    public init(base: any NixStore, lifetime: Duration = .seconds(60), capacity: Int = 4096) {
+    package init(base: any NixStore, lifetime: Duration = .seconds(60), capacity: Int = 4096) {
         self.base = base
         self.lifetime = lifetime
         self.capacity = max(1, capacity)
     }
 
-    public func isValid(_ path: StorePath) async throws -> Bool {
+    package func isValid(_ path: StorePath) async throws -> Bool {
         let now = ContinuousClock.now
         if let when = confirmed[path], now - when < lifetime { return true }
         guard try await base.isValid(path) else {
@@ -31,15 +31,15 @@ public actor RecentlyValidStore: NixStore {
         return true
     }
 
-    public nonisolated func requisites(of path: StorePath) async throws -> [StorePath] { try await base.requisites(of: path) }
+    package nonisolated func requisites(of path: StorePath) async throws -> [StorePath] { try await base.requisites(of: path) }
 
-    public nonisolated func registrations(of paths: [StorePath]) async throws -> [StorePath: [UInt8]] {
+    package nonisolated func registrations(of paths: [StorePath]) async throws -> [StorePath: [UInt8]] {
         try await base.registrations(of: paths)
     }
 
-    public nonisolated func realise(_ path: StorePath, root: String) async throws { try await base.realise(path, root: root) }
+    package nonisolated func realise(_ path: StorePath, root: String) async throws { try await base.realise(path, root: root) }
 
-    public nonisolated func instantiate(file: String) async throws -> Derivation { try await base.instantiate(file: file) }
+    package nonisolated func instantiate(file: String) async throws -> Derivation { try await base.instantiate(file: file) }
 
-    public nonisolated func build(_ derivation: Derivation) async throws -> [StorePath] { try await base.build(derivation) }
+    package nonisolated func build(_ derivation: Derivation) async throws -> [StorePath] { try await base.build(derivation) }
 }

@@ -6,18 +6,18 @@ import Musl
 
 /// An ``ArchiveSink`` writing to an open file descriptor, counting the bytes it wrote and
 /// computing their CRC-32 on the way (so the cache never reads an archive back to checksum it).
-public struct FileDescriptorSink: ArchiveSink {
-    public let descriptor: Int32
-    public private(set) var bytesWritten: UInt64 = 0
+package struct FileDescriptorSink: ArchiveSink {
+    package let descriptor: Int32
+    package private(set) var bytesWritten: UInt64 = 0
     /// The CRC-32 of every byte written so far.
-    public private(set) var crc32: UInt32 = 0
+    package private(set) var crc32: UInt32 = 0
 
     /// Size and CRC-32 of what was written.
-    public var checksum: ArchiveChecksum { ArchiveChecksum(size: bytesWritten, crc32: crc32) }
+    package var checksum: ArchiveChecksum { ArchiveChecksum(size: bytesWritten, crc32: crc32) }
 
-    public init(descriptor: Int32) { self.descriptor = descriptor }
+    package init(descriptor: Int32) { self.descriptor = descriptor }
 
-    public mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
+    package mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
         var offset = 0
         while offset < bytes.count {
             let n = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)

@@ -3,20 +3,20 @@
 /// Memos of the server (closures of systems, paths known valid) are filled by what clients ask for,
 /// and anyone can ask for anything: each is bounded by count. Lookups and inserts are O(1); when the
 /// map grows past its capacity, the oldest eighth is dropped at once (amortised O(log n) per insert).
-public struct RecentlyUsed<Key: Hashable, Value> {
-    public let capacity: Int
+package struct RecentlyUsed<Key: Hashable, Value> {
+    package let capacity: Int
     private var entries: [Key: (value: Value, stamp: UInt64)] = [:]
     private var clock: UInt64 = 0
 
-    public init(capacity: Int) {
+    package init(capacity: Int) {
         precondition(capacity > 0)
         self.capacity = capacity
     }
 
-    public var count: Int { entries.count }
+    package var count: Int { entries.count }
 
     /// The value of `key`, which becomes the most recently used.
-    public mutating func value(_ key: Key) -> Value? {
+    package mutating func value(_ key: Key) -> Value? {
         guard let entry = entries[key] else { return nil }
         clock += 1
         entries[key] = (entry.value, clock)
@@ -24,10 +24,10 @@ public struct RecentlyUsed<Key: Hashable, Value> {
     }
 
     /// Whether `key` is present (without making it more recent).
-    public func contains(_ key: Key) -> Bool { entries[key] != nil }
+    package func contains(_ key: Key) -> Bool { entries[key] != nil }
 
     /// Sets `key` to `value`, the most recently used; drops the oldest entries beyond the capacity.
-    public mutating func insert(_ key: Key, _ value: Value) {
+    package mutating func insert(_ key: Key, _ value: Value) {
         clock += 1
         entries[key] = (value, clock)
         guard entries.count > capacity else { return }
@@ -37,5 +37,5 @@ public struct RecentlyUsed<Key: Hashable, Value> {
     }
 
     /// Forgets `key`.
-    public mutating func remove(_ key: Key) { entries[key] = nil }
+    package mutating func remove(_ key: Key) { entries[key] = nil }
 }
