@@ -12,7 +12,7 @@ final class InitrdAssemblerTests: XCTestCase {
 
     func makeAssembler(_ dir: String, compressor: any Compressor = ZstdCompressor(), capacity: UInt64 = 1 << 30, store: any NixStore = NixStoreCLI()) throws -> InitrdAssembler {
         let cache = try CPIOCache(directory: dir, capacity: capacity, jobs: 2, logger: logger)
-        return running(InitrdAssembler(store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: compressor.defaultLevel), logger: logger))
+        return running(try InitrdAssembler(store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: compressor.defaultLevel), logger: logger))
     }
 
     func collect(_ initrd: Initrd, chunkSize: Int = 4096) async throws -> [UInt8] {

@@ -13,7 +13,7 @@ final class InitrdRecoveryTests: XCTestCase {
     func makeAssembler(_ dir: String, capacity: UInt64 = 1 << 30) throws -> InitrdAssembler {
         let cache = try CPIOCache(directory: dir, capacity: capacity, jobs: 2, logger: logger)
         let codec = ZstdCompressor()
-        return running(InitrdAssembler(store: NixStoreCLI(), cache: cache, packer: StorePathPacker(compressor: codec, level: codec.defaultLevel), logger: logger))
+        return running(try InitrdAssembler(store: NixStoreCLI(), cache: cache, packer: StorePathPacker(compressor: codec, level: codec.defaultLevel), logger: logger))
     }
 
     /// The whole initrd, as a response would send it (its size is the Content-Length).

@@ -16,15 +16,15 @@ package enum InitrdLayout {
     package static let storeGroup: UInt32 = 30000
 
     /// The uncompressed leader archive: `.`, `nix`, `nix/store`, and the database directories.
-    package static let leader: [UInt8] = {
+    package static func makeLeader() throws -> [UInt8] {
         var writer = NewcWriter(sink: MemorySink())
-        try! writer.appendDirectory(Array(".".utf8), mode: 0o755)
-        try! writer.appendDirectory(Array("nix".utf8), mode: 0o755)
-        try! writer.appendDirectory(Array("nix/store".utf8), mode: 0o1775, gid: storeGroup)
-        try! writer.appendDirectory(Array(databaseDirectory.utf8), mode: 0o755)
-        try! writer.appendDirectory(Array(registrationDirectory.utf8), mode: 0o755)
-        return try! writer.finish().bytes
-    }()
+        try writer.appendDirectory(Array(".".utf8), mode: 0o755)
+        try writer.appendDirectory(Array("nix".utf8), mode: 0o755)
+        try writer.appendDirectory(Array("nix/store".utf8), mode: 0o1775, gid: storeGroup)
+        try writer.appendDirectory(Array(databaseDirectory.utf8), mode: 0o755)
+        try writer.appendDirectory(Array(registrationDirectory.utf8), mode: 0o755)
+        return try writer.finish().bytes
+    }
 
     /// The `register` script: loads every registration in the initrd with one `nix-store --load-db`.
     ///
@@ -40,11 +40,11 @@ package enum InitrdLayout {
         """
 
     /// The uncompressed loader archive holding the executable `register` script.
-    package static let loader: [UInt8] = {
+    package static func makeLoader() throws -> [UInt8] {
         var writer = NewcWriter(sink: MemorySink())
-        try! writer.appendFile(Array(registerScript.utf8), mode: 0o555, contents: Array(registerScriptText.utf8))
-        return try! writer.finish().bytes
-    }()
+        try writer.appendFile(Array(registerScript.utf8), mode: 0o555, contents: Array(registerScriptText.utf8))
+        return try writer.finish().bytes
+    }
 
     /// The archive name of a path's registration file.
     package static func registrationName(_ path: StorePath) -> [UInt8] {

@@ -22,7 +22,11 @@ package actor InitrdAssembler {
     /// (what it packs is cached for the next request).
     private let packingPasses = WorkCoordinator<StorePath, Void>(policy: .init(joining: .anyJob, maximumRunning: 16, whenAbandoned: .keepRunning))
 
-    package init(store: any NixStore, cache: CPIOCache, packer: StorePathPacker, logger: Logger) {
+    /// The leader and the loader, the same bytes at the head of every initrd (made once, here).
+    private let fixedMembers: [Initrd.Member]
+
+    package init(store: any NixStore, cache: CPIOCache, packer: StorePathPacker, logger: Logger) throws {
+        self.fixedMembers = [.bytes(try InitrdLayout.makeLeader()), .bytes(try InitrdLayout.makeLoader())]
         self.store = store
         self.cache = cache
         self.packer = packer
@@ -66,7 +70,7 @@ package actor InitrdAssembler {
             let archives = try await pinArchives(root: root, closure: closure, keys: keys)
             let stale = await Self.notOnDisk(archives)
             if stale.isEmpty {
-                var members: [Initrd.Member] = [.bytes(InitrdLayout.leader), .bytes(InitrdLayout.loader)]
+                var members = fixedMembers
                 for archive in archives { members.append(.file(path: archive.path, size: archive.size)) }
                 return Initrd(root: root, closure: closure, members: members, cache: cache, pinned: keys)
             }

@@ -57,7 +57,7 @@ package struct NetbootServer: Sendable {
         self.options = options
         self.registry = registry
         self.store = store
-        let assembler = InitrdAssembler(
+        let assembler = try InitrdAssembler(
             store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: level, storeDirectory: storeDirectory), logger: logger)
         self.assembler = assembler
         self.packAhead = PackAheadService(assembler: assembler, logger: logger)
