@@ -51,7 +51,7 @@ package struct NewcWriter<Sink: ArchiveSink> {
         try appendFileData(contents)
     }
 
-    /// Starts a regular file of `size` bytes; its data follows through ``appendFileData(_:)``.
+    /// Starts a regular file of `size` bytes; its data follows through ``appendFileData(_:)-([UInt8])``.
     package mutating func beginFile(_ name: [UInt8], mode: UInt32, size: UInt64) throws {
         try appendHeader(name: name, mode: (mode & 0o7777) | 0o100000, size: size)
     }

@@ -25,7 +25,7 @@ import Synchronization
 ///
 /// Trust: archives this process wrote are served as they are. Archives found at start-up are
 /// adopted only if their size matches their name, and are read once against their CRC-32 the first
-/// time something pins them (``pin(_:)`` or ``acquire(_:priority:estimatedSize:producer:)``), before
+/// time something pins them (``pin(_:)-([CacheKey])`` or ``acquire(_:priority:estimatedSize:producer:)``), before
 /// any byte of them is sent; one that fails is removed and packed again. A full disk evicts the least
 /// recently used unpinned archives and retries once, then fails with ``CacheError/outOfSpace``, and
 /// the packings queued at that moment are not started (they fail the same way).
@@ -144,11 +144,11 @@ package actor CPIOCache: Service {
         return keys.map { key in state.pinIfReady(key).map { archive(key, size: $0) } }
     }
 
-    /// ``pin(_:)`` for one key.
+    /// ``pin(_:)-([CacheKey])`` for one key.
     package func pin(_ key: CacheKey) async -> CachedArchive? { await pin([key])[0] }
 
     /// Returns the archive for `key`, packing it with `producer` if it is missing (or failed its
-    /// verification), and pins it until ``release(_:)``. Cancelling the caller abandons only its own
+    /// verification), and pins it until ``release(_:)-(CacheKey)``. Cancelling the caller abandons only its own
     /// wait. When packings queue, a higher `priority` starts first. `estimatedSize` (the uncompressed
     /// size) is the room a retry after a full disk makes.
     package func acquire(
@@ -187,7 +187,7 @@ package actor CPIOCache: Service {
         }
     }
 
-    /// Ends a pin taken by ``acquire(_:priority:estimatedSize:producer:)`` or ``pin(_:)``.
+    /// Ends a pin taken by ``acquire(_:priority:estimatedSize:producer:)`` or ``pin(_:)-(CacheKey)``.
     package func release(_ key: CacheKey) {
         applyReleasedSoon()
         evict(state.release(key))
