@@ -80,13 +80,7 @@ package struct DispatchRoutes: Sendable {
         case .retryLater(let seconds, let reason):
             throw PlainTextError(.serviceUnavailable, reason, headers: [.retryAfter: "\(seconds)"])
         case .failed(let reason):
-            var url = request.uri.path
-            if let query, !query.isEmpty { url += "?" + query }
-            if let host = request.head.authority { url = "http://" + host + url }
-            let text = RetryScript(reason: reason, url: url).text
-            return Response(
-                status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .contentLength: "\(text.utf8.count)", .cacheControl: "no-store"],
-                body: .init(byteBuffer: ByteBuffer(string: text)))
+            return Self.retryScript(reason: reason, request: request)
         }
     }
 }
