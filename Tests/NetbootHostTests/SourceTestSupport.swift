@@ -30,16 +30,7 @@ struct TestServer {
         try registry.register(source: try ConfigurationSource(options: try ConfigurationSource.Options.parse(configurationArguments), context: context))
         server = try NetbootServer(options: options, registry: registry, store: NixStoreCLI(), logger: logger)
         // The server's services (the cache, the sources' coordinators) run for the test, as the server runs them.
-        let services = server.services
-        let running = Task {
-            await withDiscardingTaskGroup { group in
-                for service in services { group.addTask { try? await service.run() } }
-            }
-        }
-        test.addTeardownBlock {
-            running.cancel()
-            await running.value
-        }
+        startServices(server.services, for: test)
     }
 
     var configurationSource: ConfigurationSource { server.registry.source(named: "configuration") as! ConfigurationSource }
