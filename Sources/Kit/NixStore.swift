@@ -32,30 +32,44 @@ public struct Derivation: Sendable, Hashable, CustomStringConvertible {
 public struct NixStoreCLI: NixStore {
     /// Runs a tool by name; every call goes through it.
     public var tool: @Sendable (String) -> NixCommand
+    /// Bounds the Nix processes running at once: a flood of requests for distinct names waits for
+    /// slots rather than forking a process each.
+    public var processes: ConcurrencyLimit
+
+    /// The default bound, shared by every `NixStoreCLI` of the process.
+    public static let sharedProcessLimit = ConcurrencyLimit(32)
 
     /// Paths per `nix-store --dump-db` call: far below the kernel's argument limit.
     static let dumpBatchSize = 2000
 
     /// The tools as found on `PATH`, or as `tool` makes them (e.g. with an environment of their own).
-    public init(tool: @escaping @Sendable (String) -> NixCommand = { NixCommand(executable: $0) }) {
+    public init(tool: @escaping @Sendable (String) -> NixCommand = { NixCommand(executable: $0) }, processes: ConcurrencyLimit = sharedProcessLimit) {
         self.tool = tool
+        self.processes = processes
     }
 
     /// `nix-store` runs as `command`; the other tools as found on `PATH`.
     public init(command: NixCommand) {
         self.tool = { $0 == "nix-store" ? command : NixCommand(executable: $0, environment: command.environment) }
+        self.processes = Self.sharedProcessLimit
+    }
+
+    /// Runs `tool` with `arguments` within the process bound.
+    func run(_ tool: String, _ arguments: [String]) async throws -> [UInt8] {
+        let command = self.tool(tool)
+        return try await processes.withSlot { try await command.run(arguments) }
     }
 
     /// How `nix-store` is run.
     public var command: NixCommand { tool("nix-store") }
 
     public func isValid(_ path: StorePath) async throws -> Bool {
-        let invalid = try await command.run(["--check-validity", "--print-invalid", path.absolutePath])
+        let invalid = try await run("nix-store", ["--check-validity", "--print-invalid", path.absolutePath])
         return invalid.allSatisfy { $0 == UInt8(ascii: "\n") }
     }
 
     public func requisites(of path: StorePath) async throws -> [StorePath] {
-        let output = try await command.run(["--query", "--requisites", path.absolutePath])
+        let output = try await run("nix-store", ["--query", "--requisites", path.absolutePath])
         return try output.split(separator: UInt8(ascii: "\n")).map { line in
             try StorePath(absolutePath: String(decoding: line, as: UTF8.self))
         }
@@ -66,7 +80,7 @@ public struct NixStoreCLI: NixStore {
         var start = 0
         while start < paths.count {
             let batch = paths[start..<min(start + Self.dumpBatchSize, paths.count)]
-            let dump = try await command.run(["--dump-db"] + batch.map(\.absolutePath))
+            let dump = try await run("nix-store", ["--dump-db"] + batch.map(\.absolutePath))
             for record in try NixDatabaseDump.split(dump) {
                 result[record.path] = record.bytes
             }
@@ -83,12 +97,12 @@ public struct NixStoreCLI: NixStore {
 
 extension NixStoreCLI {
     public func realise(_ path: StorePath, root: String) async throws {
-        _ = try await command.run(["--realise", path.absolutePath, "--add-root", root, "--indirect"])
+        _ = try await run("nix-store", ["--realise", path.absolutePath, "--add-root", root, "--indirect"])
     }
 
     public func instantiate(file: String) async throws -> Derivation {
         let arguments = [file]
-        let output = try await tool("nix-instantiate").run(arguments)
+        let output = try await run("nix-instantiate", arguments)
         let lines = String(decoding: output, as: UTF8.self).split(separator: "\n").map(String.init)
         guard lines.count == 1, lines[0].hasPrefix(StorePath.storeDirectory + "/"), lines[0].hasSuffix(".drv") else {
             throw NixCommandError(
@@ -99,7 +113,7 @@ extension NixStoreCLI {
     }
 
     public func build(_ derivation: Derivation) async throws -> [StorePath] {
-        let output = try await command.run(["--realise", derivation.path])
+        let output = try await run("nix-store", ["--realise", derivation.path])
         do {
             return try output.split(separator: UInt8(ascii: "\n")).map { try StorePath(absolutePath: String(decoding: $0, as: UTF8.self)) }
         } catch {

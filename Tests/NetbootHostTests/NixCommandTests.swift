@@ -59,3 +59,38 @@ final class NixCommandTests: XCTestCase {
         XCTAssertTrue(gone, "the grandchild of the cancelled tool is gone")
     }
 }
+
+/// The bound on Nix processes: a flood of distinct queries waits for slots.
+final class NixProcessBoundTests: XCTestCase {
+    func testAFloodOfQueriesRunsAtMostTheLimitOfNixProcessesAtOnce() async throws {
+        let (tool, log) = try loggingTools(self, delay: 0.2)
+        let store = NixStoreCLI(tool: tool, processes: ConcurrencyLimit(4))
+        let system = PackFixtures.shared.system
+        let answers = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for _ in 0..<24 { group.addTask { try await store.isValid(system) } }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        XCTAssertEqual(answers, Array(repeating: true, count: 24))
+        let runs = maximumOverlap(log, tool: "nix-store")
+        XCTAssertEqual(runs.runs, 24)
+        XCTAssertEqual(runs.overlap, 4, "never more than the limit, and the limit is used")
+    }
+
+    func testACancelledWaiterLeavesTheQueue() async throws {
+        let limit = ConcurrencyLimit(1)
+        let holder = Task { try await limit.withSlot { try await Task.sleep(for: .seconds(2)) } }
+        try await Task.sleep(for: .milliseconds(100))
+        let waiter = Task { try await limit.withSlot { "ran" } }
+        try await Task.sleep(for: .milliseconds(100))
+        waiter.cancel()
+        let started = ContinuousClock.now
+        let result = await waiter.result
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(1), "cancelled at once, not after the holder")
+        XCTAssertThrowsError(try result.get())
+        holder.cancel()
+        _ = await holder.result
+        let after = try await limit.withSlot { "free" }
+        XCTAssertEqual(after, "free", "the slot came back")
+        XCTAssertEqual(limit.highWater, 1)
+    }
+}
