@@ -27,6 +27,9 @@ public struct StorePath: Hashable, Comparable, Sendable, CustomStringConvertible
     /// `/nix/store/NAME`.
     public var absolutePath: String { Self.storeDirectory + "/" + name }
 
+    /// The name as one URL path segment: every character a name may hold is safe there but `?`.
+    public var urlSegment: String { String(name.flatMap { $0 == "?" ? Array("%3F") : [$0] }) }
+
     /// The 32-character hash part.
     public var hashPart: Substring { name.prefix(32) }
 

@@ -42,7 +42,8 @@ package struct BootRoutes: Sendable {
     }
 
     func storePath(_ context: NetbootRequestContext) throws -> StorePath {
-        let name = context.parameters.get("name") ?? ""
+        // Percent-decoded: a store path name may hold `?`, which a URL carries as `%3F`.
+        let name = try QueryString.decodePathSegment(Substring(context.parameters.get("name") ?? ""))
         do { return try StorePath(name: name) } catch {
             throw PlainTextError(.badRequest, "not a store path name: \(error)")
         }

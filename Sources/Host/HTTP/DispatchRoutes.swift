@@ -74,7 +74,7 @@ package struct DispatchRoutes: Sendable {
                 }
             }
             onResolved(path)
-            var location = "/boot/\(path.name)/netboot.ipxe"
+            var location = "/boot/\(path.urlSegment)/netboot.ipxe"
             if let query, !query.isEmpty { location += "?" + query }
             return Response(status: .found, headers: [.location: location, .contentLength: "0"])
         case .retryLater(let seconds, let reason):
