@@ -8,7 +8,7 @@ public struct GzipCompressor: Compressor {
     public var defaultLevel: Int { 6 }
     public var levels: ClosedRange<Int> { 1...9 }
 
-    public func makeEncoder(level: Int, inputSize: UInt64) throws -> any CompressionEncoder {
+    public func makeEncoder(level: Int, inputSize: UInt64, workers: Int) throws -> any CompressionEncoder {
         try Encoder(level: Int32(try validatedLevel(level)))
     }
 

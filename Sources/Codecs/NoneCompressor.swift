@@ -8,7 +8,7 @@ public struct NoneCompressor: Compressor {
     public var defaultLevel: Int { 0 }
     public var levels: ClosedRange<Int> { 0...0 }
 
-    public func makeEncoder(level: Int, inputSize: UInt64) throws -> any CompressionEncoder {
+    public func makeEncoder(level: Int, inputSize: UInt64, workers: Int) throws -> any CompressionEncoder {
         PassThroughEncoder()
     }
 

@@ -4,7 +4,8 @@ import NetbootKit
 /// xz through liblzma with check CRC32 (the kernel refuses the default CRC64).
 ///
 /// Inputs of at least two blocks are compressed by the multi-threaded encoder with a fixed block size,
-/// whose output does not depend on the thread count; smaller inputs use the single-threaded encoder.
+/// whose output does not depend on the thread count (the `workers` the host allows, at least 2);
+/// smaller inputs use the single-threaded encoder.
 public struct XzCompressor: Compressor {
     public init() {}
     public var name: String { "xz" }
@@ -14,20 +15,21 @@ public struct XzCompressor: Compressor {
     /// Block size of the threaded encoder: fixed, so output is a function of the input alone.
     static let blockSize: UInt64 = 8 << 20
 
-    public func makeEncoder(level: Int, inputSize: UInt64) throws -> any CompressionEncoder {
+    public func makeEncoder(level: Int, inputSize: UInt64, workers: Int) throws -> any CompressionEncoder {
         let level = try validatedLevel(level)
         let threaded = inputSize >= 2 * Self.blockSize
-        return try Encoder(preset: UInt32(level), threaded: threaded)
+        return try Encoder(preset: UInt32(level), threads: threaded ? max(2, min(8, workers)) : nil)
     }
 
     final class Encoder: CompressionEncoder {
         private var stream = lzma_stream()
         private var output = [UInt8](repeating: 0, count: 256 << 10)
 
-        init(preset: UInt32, threaded: Bool) throws {
+        /// - Parameter threads: the block encoder's thread count, or nil for the single-threaded encoder.
+        init(preset: UInt32, threads: Int?) throws {
             nns_lzma_stream_init(&stream)
             let status: lzma_ret
-            if threaded {
+            if let threads {
                 var options = lzma_mt()
                 options.flags = 0
                 options.block_size = XzCompressor.blockSize
@@ -35,7 +37,7 @@ public struct XzCompressor: Compressor {
                 options.preset = preset
                 options.filters = nil
                 options.check = LZMA_CHECK_CRC32
-                options.threads = UInt32(max(2, min(8, Int(lzma_cputhreads()))))
+                options.threads = UInt32(threads)
                 status = lzma_stream_encoder_mt(&stream, &options)
             } else {
                 status = lzma_easy_encoder(&stream, preset, LZMA_CHECK_CRC32)

@@ -5,20 +5,30 @@ import Synchronization
 /// zstd through libzstd: one frame per archive, with its checksum, at levels 1–19 (no long or
 /// ultra windows, which the kernel's decoder would refuse).
 ///
-/// The archive's exact size is pledged, so small archives get small tables. Always single-threaded: packings already run in parallel across store paths (largest first), and
-/// libzstd's workers would multiply the memory of every packing. Compression contexts are kept and
-/// reset between archives instead of being allocated anew for each of hundreds of paths.
+/// The archive's exact size is pledged, so small archives get small tables. Inputs below
+/// ``workerModeThreshold`` are compressed single-threaded, with contexts kept and reset between
+/// archives instead of being allocated anew for each of hundreds of paths: the host already packs
+/// them in parallel. Larger inputs (a single large file, which the host cannot cut) use libzstd's
+/// worker mode with a fixed ``jobSize``, whose frame is the same for any number of workers ≥ 1 —
+/// but not the same as single-threaded mode's, so such an input always gets at least one worker.
 public struct ZstdCompressor: Compressor {
     public init() {}
     public var name: String { "zstd" }
     public var defaultLevel: Int { 10 }
     public var levels: ClosedRange<Int> { 1...19 }
 
+    /// Inputs of at least this many bytes are compressed in worker mode.
+    public static let workerModeThreshold: UInt64 = 32 << 20
+    /// The size of each worker's job: fixed, so the frame is a function of the input alone.
+    public static let jobSize: Int32 = 8 << 20
+
     /// Idle contexts kept for reuse; more packings than this at once allocate their own.
     static let pool = ContextPool(capacity: 8)
 
-    public func makeEncoder(level: Int, inputSize: UInt64) throws -> any CompressionEncoder {
-        try Encoder(level: Int32(try validatedLevel(level)), inputSize: inputSize)
+    public func makeEncoder(level: Int, inputSize: UInt64, workers: Int) throws -> any CompressionEncoder {
+        let level = Int32(try validatedLevel(level))
+        let workers = inputSize >= Self.workerModeThreshold ? Int32(max(1, min(workers, 64))) : nil
+        return try Encoder(level: level, inputSize: inputSize, workers: workers)
     }
 
     /// Compression contexts waiting to be reused.
@@ -45,22 +55,34 @@ public struct ZstdCompressor: Compressor {
 
     final class Encoder: CompressionEncoder {
         private let context: OpaquePointer
+        /// Whether the context came from (and goes back to) the pool: worker-mode contexts own
+        /// threads and buffers of their own, which are freed with the encoder instead.
+        private let pooled: Bool
         private var output = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
 
-        init(level: Int32, inputSize: UInt64) throws {
-            guard let context = ZstdCompressor.pool.take() else { throw CompressionError("ZSTD_createCCtx failed") }
+        /// - Parameter workers: libzstd's worker count (worker mode), or nil for single-threaded mode.
+        init(level: Int32, inputSize: UInt64, workers: Int32?) throws {
+            let context = workers == nil ? ZstdCompressor.pool.take() : ZSTD_createCCtx()
+            guard let context else { throw CompressionError("ZSTD_createCCtx failed") }
             self.context = context
+            self.pooled = workers == nil
             // A reused context starts from libzstd's defaults again, so output never depends on reuse.
             // (If this throws, deinit hands the context back; the next encoder resets it too.)
             try check(ZSTD_CCtx_reset(context, ZSTD_reset_session_and_parameters))
             try check(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level))
             try check(ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1))
+            if let workers {
+                try check(ZSTD_CCtx_setParameter(context, ZSTD_c_nbWorkers, workers))
+                try check(ZSTD_CCtx_setParameter(context, ZSTD_c_jobSize, ZstdCompressor.jobSize))
+            }
             // The exact size lets libzstd size its tables to the archive (most store paths are small)
             // and records the size in the frame header.
             try check(ZSTD_CCtx_setPledgedSrcSize(context, inputSize))
         }
 
-        deinit { ZstdCompressor.pool.give(context) }
+        deinit {
+            if pooled { ZstdCompressor.pool.give(context) } else { ZSTD_freeCCtx(context) }
+        }
 
         private func check(_ code: Int) throws {
             if ZSTD_isError(code) != 0 { throw CompressionError("zstd: " + String(cString: ZSTD_getErrorName(code))) }

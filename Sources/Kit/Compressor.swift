@@ -1,8 +1,9 @@
 /// A stream compressor whose output the Linux kernel can unpack inside an initramfs.
 ///
 /// Codecs live in their own module and are registered with the host; the host only ever sees this
-/// protocol. Output must be a pure function of (input, level): the encoder may choose threading from
-/// the input size, never from load or from the machine's core count.
+/// protocol. Output must be a pure function of (input, level): the encoder may choose its parallel
+/// mode from the input size, and then use any number of workers, but its bytes never depend on load,
+/// on the worker count or on the machine's core count.
 public protocol Compressor: Sendable {
     /// The name used on the command line and in cache file names, e.g. `"zstd"`.
     var name: String { get }
@@ -13,12 +14,19 @@ public protocol Compressor: Sendable {
     /// A fresh encoder for one complete stream (one gzip member, xz stream or zstd frame).
     /// - Parameters:
     ///   - level: an already validated level.
-    ///   - inputSize: exactly how many bytes will be fed, which lets the codec choose threading
-    ///     or size its tables (feeding another number of bytes is an error).
-    func makeEncoder(level: Int, inputSize: UInt64) throws -> any CompressionEncoder
+    ///   - inputSize: exactly how many bytes will be fed, which lets the codec choose its parallel
+    ///     mode or size its tables (feeding another number of bytes is an error).
+    ///   - workers: how many threads the codec may use for this stream if it compresses it in a
+    ///     parallel mode (at least 1). The output must be the same for every value.
+    func makeEncoder(level: Int, inputSize: UInt64, workers: Int) throws -> any CompressionEncoder
 }
 
 extension Compressor {
+    /// An encoder that may use one worker thread in a parallel mode.
+    public func makeEncoder(level: Int, inputSize: UInt64) throws -> any CompressionEncoder {
+        try makeEncoder(level: level, inputSize: inputSize, workers: 1)
+    }
+
     /// Checks a level against ``levels``, falling back to ``defaultLevel``.
     public func validatedLevel(_ level: Int?) throws(CompressionError) -> Int {
         guard let level else { return defaultLevel }

@@ -77,7 +77,7 @@ final class KernelInitramfsTests: XCTestCase {
         expectFailure(afterMember, containing: "unaligned")
     }
 
-    func testArchivesMustEndWithATrailer() throws {
+    func testUncompressedArchivesEndWithATrailerAndCompressedMembersAfterAnyCompleteEntry() throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
         try scratch.sh("mkdir -p t/d && printf 'some data' > t/d/f")
@@ -85,16 +85,23 @@ final class KernelInitramfsTests: XCTestCase {
         let withoutTrailer = Array(archive[..<trailerOffset(in: archive)])
         try scratch.write(withoutTrailer, to: "cut.cpio")
         try scratch.write(archive + Array("JUNK".utf8), to: "junk.cpio")
+        try scratch.write(archive, to: "whole.cpio")
 
-        // Compressed: the member must hold whole archives, ending after a trailer.
+        // Compressed: a member may end after any complete entry (the parser is back in its reset
+        // state), and the next member goes on; one that ends inside an entry is junk.
         let cutGzip = try scratch.sh("gzip -n -c cut.cpio")
-        let error = expectFailure(cutGzip, containing: "junk in compressed archive")
-        XCTAssertEqual(error?.offset, 0)
-        XCTAssertEqual(error?.compression, .gzip)
-        XCTAssertEqual(error?.decompressedOffset, withoutTrailer.count)
+        let tail = try scratch.sh("cd t && printf 'more' > d/g && printf './d/g\\n' | cpio -o -H newc --quiet -R 0:0 | zstd -q -c")
+        let joined = try KernelInitramfs.parse(cutGzip + tail)
+        XCTAssertEqual(joined.members.map(\.compression), [.gzip, .zstd])
+        XCTAssertEqual(joined.tree["d/f"]?.data, Array("some data".utf8))
+        XCTAssertEqual(joined.tree["d/g"]?.data, Array("more".utf8))
 
         let midFile = try scratch.sh("head -c \(withoutTrailer.count - 3) cut.cpio | zstd -q -c")
-        expectFailure(midFile, containing: "junk in compressed archive")
+        let error = expectFailure(midFile, containing: "junk in compressed archive")
+        XCTAssertEqual(error?.offset, 0)
+        XCTAssertEqual(error?.compression, .zstd)
+        let midHeader = try scratch.sh("head -c \(withoutTrailer.count + 50) whole.cpio | gzip -n -c")
+        expectFailure(midHeader, containing: "junk in compressed archive")
 
         let junkAfter = try scratch.sh("zstd -q -c junk.cpio")
         let junkError = expectFailure(junkAfter, containing: "junk in compressed archive")
@@ -104,7 +111,6 @@ final class KernelInitramfsTests: XCTestCase {
         expectFailure(withoutTrailer, containing: "no TRAILER!!!")
         expectFailure(withoutTrailer + (try scratch.sh("gzip -n -c junk.cpio")), containing: "no TRAILER!!!")
 
-        try scratch.write(archive, to: "whole.cpio")
         XCTAssertNoThrow(try KernelInitramfs.parse(try scratch.sh("gzip -n -c whole.cpio")))
     }
 

@@ -23,7 +23,7 @@ final class ModuleRegistryTests: XCTestCase {
         var name: String
         var levels: ClosedRange<Int> { 0...0 }
         var defaultLevel: Int { 0 }
-        func makeEncoder(level: Int, inputSize: UInt64) throws -> any CompressionEncoder { throw CancellationError() }
+        func makeEncoder(level: Int, inputSize: UInt64, workers: Int) throws -> any CompressionEncoder { throw CancellationError() }
     }
 
     func testCodecNamesAreCheckedAndUnique() throws {

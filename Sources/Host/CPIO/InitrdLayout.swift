@@ -5,7 +5,7 @@
 /// offsets that are multiples of 4 as the kernel requires.
 package enum InitrdLayout {
     /// Bumped whenever the bytes of a per-path archive would change; part of every cache file name.
-    package static let formatVersion = 3
+    package static let formatVersion = 4
 
     /// Where registrations and the loader live inside the initrd.
     package static let databaseDirectory = "nix/.nix-netboot-serve-db"

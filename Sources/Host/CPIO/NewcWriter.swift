@@ -28,8 +28,11 @@ package struct NewcWriter<Sink: ArchiveSink> {
     /// Bytes produced so far (uncompressed).
     package private(set) var bytesWritten: UInt64 = 0
 
-    package init(sink: Sink, bufferSize: Int = 1 << 20) {
+    /// - Parameter firstInode: the inode number of the first entry (a member continuing an archive
+    ///   cut into several starts where the previous one stopped).
+    package init(sink: Sink, bufferSize: Int = 1 << 20, firstInode: UInt32 = 1) {
         self.sink = sink
+        self.nextInode = firstInode
         self.flushThreshold = bufferSize
         buffer.reserveCapacity(bufferSize + 4096)
     }
@@ -82,6 +85,14 @@ package struct NewcWriter<Sink: ArchiveSink> {
     /// Writes the trailer and flushes everything to the sink.
     package mutating func finish() throws -> Sink {
         try appendHeader(name: NewcHeader.trailerName, mode: 0, size: 0, isTrailer: true)
+        try flush()
+        return sink
+    }
+
+    /// Flushes everything to the sink without a trailer: for a member of an archive cut into
+    /// several, which ends after a complete entry.
+    package mutating func finishWithoutTrailer() throws -> Sink {
+        guard pendingFileBytes == 0 else { throw ArchiveError.sizeChanged(expected: 0, actual: pendingFileBytes) }
         try flush()
         return sink
     }

@@ -11,14 +11,30 @@ import Musl
 /// kept. Anything unreadable or of a type a store cannot hold is an error, never skipped.
 package struct StorePathArchiver {
     /// One entry found by the walk, before any data is read.
-    package struct Entry: Equatable {
-        package enum Kind: Equatable { case directory, regular(size: UInt64), symlink(target: [UInt8]) }
+    package struct Entry: Equatable, Sendable {
+        package enum Kind: Equatable, Sendable { case directory, regular(size: UInt64), symlink(target: [UInt8]) }
         /// The absolute path on disk.
         package var diskPath: [UInt8]
         /// The archive name (`nix/store/NAME/...`).
         package var archiveName: [UInt8]
         package var mode: UInt32
         package var kind: Kind
+
+        package init(diskPath: [UInt8], archiveName: [UInt8], mode: UInt32, kind: Kind) {
+            self.diskPath = diskPath
+            self.archiveName = archiveName
+            self.mode = mode
+            self.kind = kind
+        }
+
+        /// The bytes this entry takes in an archive: header, name, data and their padding.
+        package var archiveSize: UInt64 {
+            switch kind {
+            case .directory: StorePathArchiver.entrySize(nameLength: archiveName.count, dataSize: 0)
+            case .regular(let size): StorePathArchiver.entrySize(nameLength: archiveName.count, dataSize: size)
+            case .symlink(let target): StorePathArchiver.entrySize(nameLength: archiveName.count, dataSize: UInt64(target.count))
+            }
+        }
     }
 
     /// The chunk size for reading file data.
@@ -36,27 +52,27 @@ package struct StorePathArchiver {
         return entries
     }
 
+    /// The bytes one entry with a name of `nameLength` bytes and `dataSize` bytes of data takes in a
+    /// newc archive, paddings included.
+    package static func entrySize(nameLength: Int, dataSize: UInt64) -> UInt64 {
+        let header = NewcHeader.size + nameLength + 1
+        return UInt64(header + NewcHeader.padding(after: header)) + dataSize + UInt64(NewcHeader.padding(after: Int(dataSize % 4)))
+    }
+
+    /// The bytes of the trailer entry.
+    package static var trailerSize: UInt64 { entrySize(nameLength: NewcHeader.trailerName.count, dataSize: 0) }
+
     /// The exact length of the archive ``write(_:into:)`` makes of `entries`, plus `files` more regular
     /// files of the given name length and size, plus the trailer.
-    package static func archiveSize(of entries: [Entry], plusFiles files: [(nameLength: Int, size: UInt64)] = []) -> UInt64 {
-        func entrySize(_ nameLength: Int, _ dataSize: UInt64) -> UInt64 {
-            let header = NewcHeader.size + nameLength + 1
-            return UInt64(header + NewcHeader.padding(after: header)) + dataSize + UInt64(NewcHeader.padding(after: Int(dataSize % 4)))
-        }
+    package static func archiveSize(of entries: some Collection<Entry>, plusFiles files: [(nameLength: Int, size: UInt64)] = []) -> UInt64 {
         var total: UInt64 = 0
-        for entry in entries {
-            switch entry.kind {
-            case .directory: total += entrySize(entry.archiveName.count, 0)
-            case .regular(let size): total += entrySize(entry.archiveName.count, size)
-            case .symlink(let target): total += entrySize(entry.archiveName.count, UInt64(target.count))
-            }
-        }
-        for file in files { total += entrySize(file.nameLength, file.size) }
-        return total + entrySize(NewcHeader.trailerName.count, 0)
+        for entry in entries { total += entry.archiveSize }
+        for file in files { total += entrySize(nameLength: file.nameLength, dataSize: file.size) }
+        return total + trailerSize
     }
 
     /// Writes `entries` (from ``walk(_:)``) into `writer`, reading each file once.
-    package static func write<Sink>(_ entries: [Entry], into writer: inout NewcWriter<Sink>) throws {
+    package static func write<Sink>(_ entries: some Collection<Entry>, into writer: inout NewcWriter<Sink>) throws {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readChunk, alignment: 16)
         defer { buffer.deallocate() }
         for entry in entries {

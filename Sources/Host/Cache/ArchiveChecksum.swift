@@ -6,7 +6,7 @@ import Musl
 import CZlib
 
 /// The size and CRC-32 of one cached archive, computed while it was written and carried in its
-/// file name (`NAME@nns-cpio-v3@zstd-10@SIZE-crc32-XXXXXXXX`).
+/// file name (`NAME@nns-cpio-v4@zstd-10@SIZE-crc32-XXXXXXXX`).
 ///
 /// Being part of the name, the checksum appears on disk in the same `rename` as the bytes it
 /// describes: there is no sidecar that a crash could leave without its archive (or the reverse), and
@@ -41,6 +41,12 @@ package struct ArchiveChecksum: Hashable, Sendable, CustomStringConvertible {
     package static func update(_ crc: UInt32, with bytes: UnsafeRawBufferPointer) -> UInt32 {
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return crc }
         return UInt32(truncatingIfNeeded: crc32_z(uLong(crc), base.assumingMemoryBound(to: Bytef.self), z_size_t(bytes.count)))
+    }
+
+    /// The size and CRC-32 of these bytes followed by the bytes `next` describes.
+    package func followed(by next: ArchiveChecksum) -> ArchiveChecksum {
+        let crc = crc32_combine(uLong(crc32), uLong(next.crc32), Int(next.size))
+        return ArchiveChecksum(size: size + next.size, crc32: UInt32(truncatingIfNeeded: crc))
     }
 
     /// Reads the file at `path` once, in 1 MiB chunks, and returns its size and CRC-32. Blocking.

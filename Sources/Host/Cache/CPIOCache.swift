@@ -30,8 +30,12 @@ import Synchronization
 /// recently used unpinned archives and retries once, then fails with ``CacheError/outOfSpace``, and
 /// the packings queued at that moment are not started (they fail the same way).
 package actor CPIOCache: Service {
-    /// Produces an archive into an open file. Runs on a blocking thread.
+    /// Produces an archive (or one part of it) into an open file. Runs on a blocking thread.
     package typealias Producer = @Sendable (inout PackingSink) throws -> Void
+    /// Lists the parts of an archive, each written by its own producer: the archive is their outputs
+    /// joined in order. Parts are written at the same time on the cache's threads (one large store
+    /// path on every core). Runs on a blocking thread.
+    package typealias Planner = @Sendable () throws -> [Producer]
 
     package let directory: String
     private var state: CacheStateMachine<CacheKey>
@@ -154,6 +158,14 @@ package actor CPIOCache: Service {
     package func acquire(
         _ key: CacheKey, priority: UInt64 = 0, estimatedSize: UInt64 = 0, producer: @escaping Producer
     ) async throws -> CachedArchive {
+        try await acquire(key, priority: priority, estimatedSize: estimatedSize, planner: { [producer] })
+    }
+
+    /// ``acquire(_:priority:estimatedSize:producer:)`` for an archive made of parts that are written
+    /// at the same time and joined in order.
+    package func acquire(
+        _ key: CacheKey, priority: UInt64 = 0, estimatedSize: UInt64 = 0, planner: @escaping Planner
+    ) async throws -> CachedArchive {
         applyReleasedSoon()
         while true {
             try Task.checkCancellation()
@@ -165,7 +177,7 @@ package actor CPIOCache: Service {
             case .pack:
                 let generation = outOfSpaceGeneration
                 let outcome = await packings.run(key, priority: priority) { _ in
-                    try await self.pack(key, generation: generation, estimatedSize: estimatedSize, producer: producer)
+                    try await self.pack(key, generation: generation, estimatedSize: estimatedSize, planner: planner)
                 }
                 var succeeded = false
                 if case .finished(_, .success) = outcome { succeeded = true }
@@ -313,14 +325,14 @@ package actor CPIOCache: Service {
 
     /// The work of one packing job: packs `key`, retrying once after making room if the disk is
     /// full. A job queued before the disk was found full is not started.
-    private func pack(_ key: CacheKey, generation: UInt64, estimatedSize: UInt64, producer: @escaping Producer) async throws -> ArchiveChecksum {
+    private func pack(_ key: CacheKey, generation: UInt64, estimatedSize: UInt64, planner: @escaping Planner) async throws -> ArchiveChecksum {
         guard generation == outOfSpaceGeneration else { throw CacheError.outOfSpace }
         let clock = ContinuousClock()
         let started = clock.now
-        var result = await Self.pack(key, directory: directory, pool: threadPool, producer: producer)
+        var result = await Self.pack(key, directory: directory, pool: threadPool, planner: planner)
         if case .failure(let failure as PackingOutOfSpace) = result {
             if makeRoom(for: key, estimate: estimatedSize, after: failure) {
-                result = await Self.pack(key, directory: directory, pool: threadPool, producer: producer)
+                result = await Self.pack(key, directory: directory, pool: threadPool, planner: planner)
             }
             if case .failure(let again as PackingOutOfSpace) = result {
                 logger.error("out of space while packing; giving up", metadata: [
@@ -348,15 +360,22 @@ package actor CPIOCache: Service {
     }
 
     /// One attempt at writing `key`'s archive on the thread pool; cancelling the caller stops the
-    /// producer at its next write (and the temporary is removed before this returns).
+    /// producers at their next write (and the temporaries are removed before this returns).
     private static func pack(
-        _ key: CacheKey, directory: String, pool: NIOThreadPool, producer: @escaping Producer
+        _ key: CacheKey, directory: String, pool: NIOThreadPool, planner: @escaping Planner
     ) async -> Result<ArchiveChecksum, any Error> {
         let cancellation = PackingCancellation()
         do {
             return .success(try await withTaskCancellationHandler {
-                try await pool.runIfActive {
-                    try writeAtomically(directory: directory, key: key, cancellation: cancellation, producer: producer)
+                let parts = try await pool.runIfActive(planner)
+                if parts.count == 1, let producer = parts.first {
+                    return try await pool.runIfActive {
+                        try writeAtomically(directory: directory, key: key, cancellation: cancellation, producer: producer)
+                    }
+                }
+                let written = try await writeParts(parts, directory: directory, key: key, cancellation: cancellation, pool: pool)
+                return try await pool.runIfActive {
+                    try joinAtomically(written, directory: directory, key: key, cancellation: cancellation)
                 }
             } onCancel: {
                 cancellation.cancel()
@@ -366,6 +385,42 @@ package actor CPIOCache: Service {
         }
     }
 
+    /// Writes each part to a temporary of its own, all at once on the pool (which runs as many as it
+    /// has threads). The first failure stops the others; then every temporary is removed and the
+    /// failure thrown (a full disk before a cancellation it caused).
+    private static func writeParts(
+        _ parts: [Producer], directory: String, key: CacheKey, cancellation: PackingCancellation, pool: NIOThreadPool
+    ) async throws -> [WrittenPart] {
+        var written: [WrittenPart?] = Array(repeating: nil, count: parts.count)
+        var failure: (any Error)?
+        await withTaskGroup(of: (Int, Result<WrittenPart, any Error>).self) { group in
+            for (index, producer) in parts.enumerated() {
+                group.addTask {
+                    do {
+                        return (index, .success(try await pool.runIfActive {
+                            try writePart(index, of: key, directory: directory, cancellation: cancellation, producer: producer)
+                        }))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            for await (index, result) in group {
+                switch result {
+                case .success(let part): written[index] = part
+                case .failure(let error):
+                    cancellation.cancel()
+                    if failure == nil || failure is CancellationError { failure = error }
+                }
+            }
+        }
+        let parts = written.compactMap { $0 }
+        if let failure {
+            for part in parts { remove(part.path) }
+            throw failure
+        }
+        return parts
+    }
 
     /// After a packing of `key` ran out of space: evicts least recently used archives that no initrd
     /// pins until the free space reaches what the archive may need (its uncompressed size, or twice
@@ -415,10 +470,59 @@ package actor CPIOCache: Service {
     /// name. Returns its size and CRC-32. A full disk throws ``PackingOutOfSpace``; the temporary is
     /// removed whatever fails.
     static func writeAtomically(directory: String, key: CacheKey, cancellation: PackingCancellation, producer: Producer) throws -> ArchiveChecksum {
-        let temporary = directory + "/" + temporaryPrefix + key.fileName + "." + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        try commitAtomically(directory: directory, key: key) { fd in
+            var sink = PackingSink(file: FileDescriptorSink(descriptor: fd), cancellation: cancellation)
+            try producer(&sink)
+            return sink.file.checksum
+        }
+    }
+
+    /// Joins parts written by ``writePart(_:of:directory:cancellation:producer:)``, in order, into one
+    /// archive (copied inside the kernel, checksums combined), committed like
+    /// ``writeAtomically(directory:key:cancellation:producer:)``. The parts are removed whatever happens.
+    static func joinAtomically(_ parts: [WrittenPart], directory: String, key: CacheKey, cancellation: PackingCancellation) throws -> ArchiveChecksum {
+        defer { for part in parts { remove(part.path) } }
+        return try commitAtomically(directory: directory, key: key) { fd in
+            var joined = ArchiveChecksum(size: 0, crc32: 0)
+            for part in parts {
+                if cancellation.isCancelled { throw CancellationError() }
+                try FileCopy.append(part.path, to: fd, bytes: part.checksum.size)
+                joined = joined.followed(by: part.checksum)
+            }
+            return joined
+        }
+    }
+
+    /// Writes part `index` of `key`'s archive to a temporary of its own (removed if anything fails).
+    static func writePart(_ index: Int, of key: CacheKey, directory: String, cancellation: PackingCancellation, producer: Producer) throws -> WrittenPart {
+        let (path, fd) = try createTemporary(directory: directory, name: key.fileName + ".part\(index)")
+        var kept = false
+        defer {
+            close(fd)
+            if !kept { unlink(path) }
+        }
+        do {
+            var sink = PackingSink(file: FileDescriptorSink(descriptor: fd), cancellation: cancellation)
+            try producer(&sink)
+            kept = true
+            return WrittenPart(path: path, checksum: sink.file.checksum)
+        } catch let error as SystemError where isOutOfSpace(error) {
+            throw PackingOutOfSpace(written: writtenBytes(fd), underlying: error)
+        }
+    }
+
+    /// One part of an archive, written to a temporary and not yet joined.
+    struct WrittenPart: Sendable {
+        var path: String
+        var checksum: ArchiveChecksum
+    }
+
+    /// Creates an empty temporary for `name` in the cache directory (recreating a directory removed
+    /// under the running server).
+    private static func createTemporary(directory: String, name: String) throws -> (path: String, descriptor: Int32) {
+        let temporary = directory + "/" + temporaryPrefix + name + "." + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         var fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if fd < 0 && errno == ENOENT {
-            // The directory was removed under the running server: make it again.
             try FileSystem.createDirectories(directory)
             fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         }
@@ -427,27 +531,36 @@ package actor CPIOCache: Service {
             if isOutOfSpace(error) { throw PackingOutOfSpace(written: 0, underlying: error) }
             throw error
         }
+        return (temporary, fd)
+    }
+
+    /// Fills a new temporary with `fill`, fsyncs it, makes it read-only and renames it to `key`'s
+    /// name with the checksum `fill` returned, then fsyncs the directory.
+    private static func commitAtomically(directory: String, key: CacheKey, fill: (Int32) throws -> ArchiveChecksum) throws -> ArchiveChecksum {
+        let (temporary, fd) = try createTemporary(directory: directory, name: key.fileName)
         var committed = false
         defer {
             close(fd)
             if !committed { unlink(temporary) }
         }
         do {
-            var sink = PackingSink(file: FileDescriptorSink(descriptor: fd), cancellation: cancellation)
-            try producer(&sink)
+            let checksum = try fill(fd)
             guard fsync(fd) == 0 else { throw SystemError(operation: "fsync \(temporary)", errno: errno) }
             guard fchmod(fd, 0o444) == 0 else { throw SystemError(operation: "chmod \(temporary)", errno: errno) }
-            let checksum = sink.file.checksum
             let final = directory + "/" + key.fileName(checksum: checksum)
             guard rename(temporary, final) == 0 else { throw SystemError(operation: "rename \(temporary)", errno: errno) }
             committed = true
             try FileSystem.syncDirectory(directory)
             return checksum
         } catch let error as SystemError where isOutOfSpace(error) {
-            var info = stat()
-            let written = fstat(fd, &info) == 0 ? UInt64(info.st_size) : 0
-            throw PackingOutOfSpace(written: written, underlying: error)
+            throw PackingOutOfSpace(written: writtenBytes(fd), underlying: error)
         }
+    }
+
+    /// The size of the open file `fd` (what a failed write left), or 0.
+    private static func writtenBytes(_ fd: Int32) -> UInt64 {
+        var info = stat()
+        return fstat(fd, &info) == 0 ? UInt64(info.st_size) : 0
     }
 
     static func isOutOfSpace(_ error: SystemError) -> Bool { error.errno == ENOSPC || error.errno == EDQUOT }
@@ -488,16 +601,23 @@ package actor CPIOCache: Service {
 
     /// Scans the directory: removes temporaries, removes archives of our format whose name carries
     /// no checksum or whose size differs from it (and all but the newest of one key), adopts the
-    /// rest unverified, oldest first, and leaves other files alone.
+    /// rest unverified, oldest first, removes archives of earlier formats, and leaves other files alone.
     static func rebuildIndex(directory: String, into state: inout CacheStateMachine<CacheKey>, logger: Logger) throws -> Scan {
         var found: [(name: String, key: CacheKey, checksum: ArchiveChecksum, mtime: Int)] = []
         var scan = Scan()
-        var temporaries = 0
+        var temporaries = 0, outdated = 0
         for name in try FileSystem.listDirectory(directory) {
             let path = directory + "/" + name
             if name.hasPrefix(temporaryPrefix) {
                 unlink(path)
                 temporaries += 1
+                continue
+            }
+            // Archives of an earlier format can never be served again: their room is freed. Those
+            // of a later one (a newer server sharing the directory) are left alone.
+            if let key = CacheKey.parse(archiveFileName: name)?.key ?? CacheKey(fileName: name), key.formatVersion < InitrdLayout.formatVersion {
+                unlink(path)
+                outdated += 1
                 continue
             }
             if let (key, checksum) = CacheKey.parse(archiveFileName: name) {
@@ -520,7 +640,8 @@ package actor CPIOCache: Service {
             }
         }
         if temporaries > 0 { logger.notice("removed half-written archives", metadata: ["count": "\(temporaries)"]) }
-        scan.removed += temporaries
+        if outdated > 0 { logger.notice("removed archives of an earlier format", metadata: ["count": "\(outdated)"]) }
+        scan.removed += temporaries + outdated
         found.sort { ($0.mtime, $0.name) < ($1.mtime, $1.name) }
         var newest: [CacheKey: Int] = [:]
         for (index, item) in found.enumerated() {

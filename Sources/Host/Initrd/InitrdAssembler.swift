@@ -156,8 +156,12 @@ package actor InitrdAssembler {
                     // Largest first, so that a big path does not start last and finish alone.
                     let narSize = NixDatabaseDump.narSize(of: registration) ?? 0
                     group.addTask {
-                        let archive = try await cache.acquire(key, priority: narSize, estimatedSize: narSize) { sink in
-                            sink = try packer.pack(path, registration: registration, into: sink)
+                        // A large path is cut into members, written at the same time on every core.
+                        let archive = try await cache.acquire(key, priority: narSize, estimatedSize: narSize) {
+                            let plan = try packer.plan(path, registration: registration)
+                            return plan.members.members.indices.map { index in
+                                { sink in sink = try plan.pack(member: index, into: sink) }
+                            }
                         }
                         return (path, archive)
                     }

@@ -58,7 +58,7 @@ package struct NetbootServer: Sendable {
         self.registry = registry
         self.store = store
         let assembler = try InitrdAssembler(
-            store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: level, storeDirectory: storeDirectory), logger: logger)
+            store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: level, storeDirectory: storeDirectory, workers: jobs), logger: logger)
         self.assembler = assembler
         self.packAhead = PackAheadService(assembler: assembler, logger: logger)
         self.logger = logger

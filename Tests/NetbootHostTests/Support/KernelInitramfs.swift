@@ -344,7 +344,10 @@ private struct Unpacker {
     // MARK: newc archives (the cpio state machine)
 
     /// Reads one archive starting with the header at `start`, through its `TRAILER!!!` entry and
-    /// that entry's padding; returns the offset just past it.
+    /// that entry's padding; returns the offset just past it. In a compressed member the data may
+    /// also end after any complete entry: the kernel's parser is back in its reset state there
+    /// (`do_reset`), so `unpack_to_rootfs` accepts the end of the member, and the next member goes
+    /// on with the same archive (hard-link table included).
     mutating func readArchive(_ bytes: [UInt8], from start: Int, source: Source) throws -> Int {
         var offset = start
         var lastName = "(none)"
@@ -362,6 +365,7 @@ private struct Unpacker {
             lastName = String(decoding: header.name, as: UTF8.self)
             state = .reset
             offset = try skipPadding(bytes, from: header.end, source: source)
+            if offset == bytes.count && source.isCompressed { return offset }
             if offset == bytes.count {
                 throw source.error(
                     (source.isCompressed ? "junk in compressed archive: the member's data ends" : "truncated archive: the blob ends")
