@@ -15,7 +15,9 @@ package struct InitrdByteStream: AsyncSequence, Sendable {
     package typealias Element = ByteBuffer
 
     let members: [Initrd.Member]
+    /// The largest chunk; a budget shared with other bodies may make each read smaller.
     let chunkSize: Int
+    var budget: StreamingBudget?
     /// Where reads run: a thread pool, or (nil) the calling thread, for a caller already running on
     /// a thread where a short read of a cached file is cheaper than two hand-offs.
     var threadPool: NIOThreadPool? = .singleton
@@ -27,48 +29,61 @@ package struct InitrdByteStream: AsyncSequence, Sendable {
         return copy
     }
 
+    /// The same bytes, each chunk sized by `budget`'s share for the bodies in flight.
+    package func sharing(_ budget: StreamingBudget) -> InitrdByteStream {
+        var copy = self
+        copy.budget = budget
+        return copy
+    }
+
     package func makeAsyncIterator() -> Iterator {
-        Iterator(members: members, chunkSize: chunkSize, threadPool: threadPool)
+        Iterator(members: members, maximumChunkSize: chunkSize, budget: budget, threadPool: threadPool)
     }
 
     /// Pulls chunks; owns at most one open file.
     package struct Iterator: AsyncIteratorProtocol {
         let members: [Initrd.Member]
-        let chunkSize: Int
+        let maximumChunkSize: Int
+        let budget: StreamingBudget?
         let threadPool: NIOThreadPool?
         var index = 0
         var offset: UInt64 = 0
         var file: OpenFile?
         let allocator = ByteBufferAllocator()
+        /// The size of the chunk being read now.
+        private var chunkSize: Int
 
-        init(members: [Initrd.Member], chunkSize: Int, threadPool: NIOThreadPool?) {
+        init(members: [Initrd.Member], maximumChunkSize: Int, budget: StreamingBudget?, threadPool: NIOThreadPool?) {
             self.members = members
-            self.chunkSize = chunkSize
+            self.maximumChunkSize = maximumChunkSize
+            self.chunkSize = maximumChunkSize
+            self.budget = budget
             self.threadPool = threadPool
         }
 
         package mutating func next() async throws -> ByteBuffer? {
             guard index < members.count else { return nil }
+            chunkSize = budget?.chunkSize(maximum: maximumChunkSize) ?? maximumChunkSize
             if case .file(let path, let size) = members[index], size - offset > UInt64(chunkSize) {
                 return try await nextChunk(ofLargeFile: path, size: size)
             }
             // Small members, whole, gathered into one chunk and read in one job: hundreds of small
             // store paths cost a few hand-offs to the thread pool, not one or more each.
             var segments: [Segment] = []
-            var budget = UInt64(chunkSize)
+            var room = UInt64(chunkSize)
             while index < members.count {
                 switch members[index] {
                 case .bytes(let bytes):
-                    guard segments.isEmpty || UInt64(bytes.count) <= budget else { break }
+                    guard segments.isEmpty || UInt64(bytes.count) <= room else { break }
                     segments.append(.bytes(bytes))
-                    budget -= Swift.min(budget, UInt64(bytes.count))
+                    room -= Swift.min(room, UInt64(bytes.count))
                     index += 1
                     continue
                 case .file(let path, let size):
                     let rest = size - offset
-                    guard rest <= budget else { break }
+                    guard rest <= room else { break }
                     if rest > 0 { segments.append(.file(path: path, size: size, offset: offset, length: Int(rest))) }
-                    budget -= rest
+                    room -= rest
                     index += 1
                     offset = 0
                     file = nil  // the tail of a large member read here: its handle is done
@@ -77,7 +92,7 @@ package struct InitrdByteStream: AsyncSequence, Sendable {
                 break
             }
             let allocator = self.allocator
-            let capacity = chunkSize - Int(budget)
+            let capacity = chunkSize - Int(room)
             let planned = segments
             return try await run {
                 var buffer = allocator.buffer(capacity: capacity)
