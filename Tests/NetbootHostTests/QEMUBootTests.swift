@@ -61,6 +61,23 @@ final class QEMUBootTests: XCTestCase {
         }
     }
 
+    func testALargeStorePathCutIntoMembersBootsOnBIOSAndUEFI() async throws {
+        let system = try Self.system("large")
+        let large = try XCTUnwrap(try shellString("nix-store -qR \(system.absolutePath) | grep -- '/[0-9a-z]\\{32\\}-nns-test-large$'"))
+        let server = try ServerProcess(self, arguments: ["--jobs", "2"])
+        try await boot(server, "/boot/\(system.name)/netboot.ipxe", expect: "large")
+        try await boot(server, "/boot/\(system.name)/netboot.ipxe", uefi: true, expect: "large")
+        // The large path's archive really is several zstd frames.
+        let cacheDirectory = try XCTUnwrap(server.stateDirectory) + "/cpio-cache"
+        let archive = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: cacheDirectory)
+            .first { $0.hasPrefix(URL(fileURLWithPath: large).lastPathComponent + "@") })
+        let parsed = try KernelInitramfs.parse(
+            [UInt8](try Data(contentsOf: URL(fileURLWithPath: cacheDirectory + "/" + archive))),
+            existingDirectories: leaderDirectories)
+        XCTAssertGreaterThanOrEqual(parsed.members.count, 3, "members of \(archive)")
+        server.stop()
+    }
+
     func testASystemDifferingInOnePathPacksOnlyThatPathAndTheToplevel() async throws {
         let a = try Self.system("a"), b = try Self.system("b")
         let server = try ServerProcess(self, arguments: [])

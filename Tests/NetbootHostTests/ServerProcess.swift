@@ -5,6 +5,8 @@ import XCTest
 final class ServerProcess: @unchecked Sendable {
     let process = Process()
     let logPath: String
+    /// The `--state-dir` this helper chose (nil when the arguments name one).
+    let stateDirectory: String?
     private(set) var port = 0
 
     /// The built `nix-netboot-serve` next to the test bundle, or `NNS_SERVER_BINARY` (to run the live
@@ -26,7 +28,8 @@ final class ServerProcess: @unchecked Sendable {
         logPath = dir + "/server.log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        let state = arguments.contains("--state-dir") ? [] : ["--state-dir", dir + "/state"]
+        stateDirectory = arguments.contains("--state-dir") ? nil : dir + "/state"
+        let state = stateDirectory.map { ["--state-dir", $0] } ?? []
         let command = prefix + [Self.binary, "--listen", "127.0.0.1:0"] + state + arguments
         process.executableURL = URL(fileURLWithPath: command[0].hasPrefix("/") ? command[0] : "/usr/bin/env")
         process.arguments = command[0].hasPrefix("/") ? Array(command.dropFirst()) : command
