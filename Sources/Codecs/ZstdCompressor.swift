@@ -1,4 +1,5 @@
 import CZstd
+import Dispatch
 import NetbootKit
 import Synchronization
 
@@ -11,6 +12,8 @@ import Synchronization
 /// them in parallel. Larger inputs (a single large file, which the host cannot cut) use libzstd's
 /// worker mode with a fixed ``jobSize``, whose frame is the same for any number of workers ≥ 1 —
 /// but not the same as single-threaded mode's, so such an input always gets at least one worker.
+/// One worker-mode frame is compressed at a time: it already uses every worker it is allowed, and
+/// each one holds a full set of tables and job buffers (about 100 MB at level 10 with two workers).
 public struct ZstdCompressor: Compressor {
     public init() {}
     public var name: String { "zstd" }
@@ -24,6 +27,8 @@ public struct ZstdCompressor: Compressor {
 
     /// Idle contexts kept for reuse; more packings than this at once allocate their own.
     static let pool = ContextPool(capacity: 8)
+    /// Held by the one worker-mode encoder alive; others wait for it (on blocking threads).
+    static let workerModeGate = DispatchSemaphore(value: 1)
 
     public func makeEncoder(level: Int, inputSize: UInt64, workers: Int) throws -> any CompressionEncoder {
         let level = Int32(try validatedLevel(level))
@@ -62,8 +67,12 @@ public struct ZstdCompressor: Compressor {
 
         /// - Parameter workers: libzstd's worker count (worker mode), or nil for single-threaded mode.
         init(level: Int32, inputSize: UInt64, workers: Int32?) throws {
+            if workers != nil { ZstdCompressor.workerModeGate.wait() }
             let context = workers == nil ? ZstdCompressor.pool.take() : ZSTD_createCCtx()
-            guard let context else { throw CompressionError("ZSTD_createCCtx failed") }
+            guard let context else {
+                if workers != nil { ZstdCompressor.workerModeGate.signal() }
+                throw CompressionError("ZSTD_createCCtx failed")
+            }
             self.context = context
             self.pooled = workers == nil
             // A reused context starts from libzstd's defaults again, so output never depends on reuse.
@@ -81,7 +90,12 @@ public struct ZstdCompressor: Compressor {
         }
 
         deinit {
-            if pooled { ZstdCompressor.pool.give(context) } else { ZSTD_freeCCtx(context) }
+            if pooled {
+                ZstdCompressor.pool.give(context)
+            } else {
+                ZSTD_freeCCtx(context)
+                ZstdCompressor.workerModeGate.signal()
+            }
         }
 
         private func check(_ code: Int) throws {

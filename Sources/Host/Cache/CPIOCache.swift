@@ -367,15 +367,20 @@ package actor CPIOCache: Service {
         let cancellation = PackingCancellation()
         do {
             return .success(try await withTaskCancellationHandler {
-                let parts = try await pool.runIfActive(planner)
-                if parts.count == 1, let producer = parts.first {
-                    return try await pool.runIfActive {
-                        try writeAtomically(directory: directory, key: key, cancellation: cancellation, producer: producer)
-                    }
+                // One hand-off for the common archive of one part: planned and written in one go.
+                let planned = try await pool.runIfActive { () throws -> PlannedPacking in
+                    let parts = try planner()
+                    guard parts.count == 1, let producer = parts.first else { return .parts(parts) }
+                    return .written(try writeAtomically(directory: directory, key: key, cancellation: cancellation, producer: producer))
                 }
-                let written = try await writeParts(parts, directory: directory, key: key, cancellation: cancellation, pool: pool)
-                return try await pool.runIfActive {
-                    try joinAtomically(written, directory: directory, key: key, cancellation: cancellation)
+                switch planned {
+                case .written(let checksum):
+                    return checksum
+                case .parts(let parts):
+                    let written = try await writeParts(parts, directory: directory, key: key, cancellation: cancellation, pool: pool)
+                    return try await pool.runIfActive {
+                        try joinAtomically(written, directory: directory, key: key, cancellation: cancellation)
+                    }
                 }
             } onCancel: {
                 cancellation.cancel()
@@ -509,6 +514,12 @@ package actor CPIOCache: Service {
         } catch let error as SystemError where isOutOfSpace(error) {
             throw PackingOutOfSpace(written: writtenBytes(fd), underlying: error)
         }
+    }
+
+    /// What the first step of a packing did: wrote an archive of one part, or planned several.
+    enum PlannedPacking: Sendable {
+        case written(ArchiveChecksum)
+        case parts([Producer])
     }
 
     /// One part of an archive, written to a temporary and not yet joined.
