@@ -8,18 +8,28 @@ Run through `make bench` (scripts/bench.sh), which installs the tools, builds th
 calls this. Python 3 standard library only. Everything listens on and talks to 127.0.0.1 only; every
 loop is bounded; every process started here is stopped here, by its own PID.
 
-What it does:
+What it does (`--parts`, all by default; e.g. `--parts herd --herd-clients 20` for a quick look):
  1. selects real files of this machine with fixed rules (sorted, deterministic for a given machine)
-    and writes a manifest; bench/closure.nix imports them into the Nix store and builds three roots
-    (`full`, `changed`: `full` with one small path changed, `small`: the subset xz is measured on);
- 2. for each codec: cold runs (a fresh server with an empty cache, `GET /boot/NAME/initrd`), each
-    followed by the same closure packed the NixOS way (`find | cpio -o -H newc | COMPRESSOR`),
+    and writes a manifest; bench/closure.nix imports them into the Nix store and builds the roots the
+    parts need (`full`, `changed`: `full` with one small path changed, `small`: the subset xz is
+    measured on; `bigpath`: one path of a ≥ 150 MB ELF file and 4,000 small files, about half of the
+    closure's bytes, among ~375 small paths, see select_bigpath; `huge`: `full` plus one ~1 GB path of
+    large ELF files, ~1.43 GB, see select_huge);
+ 2. cold (for each codec): cold runs (a fresh server with an empty cache, `GET /boot/NAME/initrd`),
+    each followed by the same closure packed the NixOS way (`find | cpio -o -H newc | COMPRESSOR`),
     single-threaded and multi-threaded; for zstd also the incremental initrd of `changed` after
     `full`, against the full rebuild of `changed`; then warm downloads against nginx (sendfile on)
     serving the same bytes as one static file;
- 3. 32 concurrent cold downloads of one closure against one: server CPU, wall time, peak RSS, and
-    every download byte-identical;
- 4. prints a table of medians, spreads (min–max) and ratios, with PASS/MISS per goal, and writes it
+ 3. bigpath: the same cold zstd runs on the `bigpath` closure, side by side with its rebuilds;
+ 4. concurrent: 32 concurrent cold downloads of one closure against one: server CPU, wall time, peak
+    RSS, and every download byte-identical;
+ 5. huge: one cold zstd pack of the `huge` closure: the server's peak RSS (VmHWM), wall, CPU;
+ 6. herd: the `full` zstd initrd packed, the server restarted on that cache, then 200 concurrent
+    downloads of it alternating with 200 from nginx (`sendfile on`, `worker_processes auto`) serving
+    the same bytes, 3 each: aggregate throughput, the server's peak RSS (VmHWM and VmRSS sampled every
+    50 ms) against nginx's, the clients' own CPU, and every body checked (length, first MiB, and the
+    sha256 of every 50th);
+ 7. prints a table of medians, spreads (min–max) and ratios, with PASS/MISS per goal, and writes it
     to bench/results/latest.md.
 """
 
@@ -873,6 +883,7 @@ class HerdConnection:
         self.whole = hashlib.sha256() if hash_all else None
         self.error = None
         self.done = False
+        self.sent = self.ended = 0.0  # monotonic times of the request and of the last byte or error
 
     def feed(self, data):
         """Takes bytes from the socket (a memoryview); returns True when the body is complete."""
@@ -921,6 +932,7 @@ def herd_once(port, path, clients, threads, hash_every, deadline_seconds=900):
             barrier.wait(timeout=60)
             for c in share:
                 try:
+                    c.sent = time.monotonic()
                     c.sock.sendall(request)
                     c.sock.setblocking(False)
                     selector.register(c.sock, selectors.EVENT_READ, c)
@@ -943,6 +955,7 @@ def herd_once(port, path, clients, threads, hash_every, deadline_seconds=900):
                     except Exception as error:  # recorded as a failure, reported by the caller
                         c.error = repr(error)
                         c.done = True
+                    c.ended = time.monotonic()
                     selector.unregister(c.sock)
                     open_count -= 1
             for key in list(selector.get_map().values()):
