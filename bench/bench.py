@@ -878,7 +878,7 @@ class HerdConnection:
     def __init__(self, index, sock, hash_all):
         self.index, self.sock = index, sock
         self.head = bytearray()
-        self.status, self.length, self.received = 0, -1, 0
+        self.status, self.length, self.received, self.reads = 0, -1, 0, 0
         self.first = hashlib.sha256()  # of the body's first MiB, every client
         self.whole = hashlib.sha256() if hash_all else None
         self.error = None
@@ -945,6 +945,7 @@ def herd_once(port, path, clients, threads, hash_every, deadline_seconds=900):
                     try:
                         while True:
                             n = c.sock.recv_into(buffer)
+                            c.reads += 1
                             if n == 0:
                                 raise RuntimeError(f"closed after {c.received} of {c.length} body bytes")
                             if c.feed(buffer[:n]):
@@ -1038,6 +1039,7 @@ def measure_herd(args, root, figures, work):
                 figures.add(f"herd.{who}.rss", sampler.peak)
                 figures.add(f"herd.{who}.failures", len(failures))
                 figures.add(f"herd.{who}.hashed", sum(1 for c in connections if c.whole is not None))
+                figures.add(f"herd.{who}.bytes_per_read", received / max(1, sum(c.reads for c in connections)))
                 if who == "server":
                     figures.add("herd.server.hwm", server.peak_rss_mb())
                 for failure in failures[:3]:
@@ -1286,7 +1288,8 @@ def make_report(args, roots, figures, started, finished, xz_root_key):
         for who in ["server", "nginx"]:
             herd.append(f"{who}: CPU {spread(f.get(f'herd.{who}.cpu'), 's')} per herd, clients' CPU "
                         f"{spread(f.get(f'herd.{who}.client_cpu'), 's')}, bodies hashed whole per herd: "
-                        f"{statistics.median(f.get(f'herd.{who}.hashed')):.0f} (every body's length and first MiB checked)")
+                        f"{statistics.median(f.get(f'herd.{who}.hashed')):.0f} (every body's length and first MiB checked), "
+                        f"{statistics.median(f.get(f'herd.{who}.bytes_per_read')) / 1024:.0f} KiB per client read")
         lines.append(f"- herd ({args.herd_threads} client threads polling the sockets, 1 MiB reads): " + "; ".join(herd)
                      + f"; RSS before the herds, after one download each: server {f.info.get('herd.server.rss_before', 0):.0f} MB, "
                      f"nginx {f.info.get('herd.nginx.rss_before', 0):.0f} MB")
