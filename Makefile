@@ -2,7 +2,7 @@
 .PHONY: bench bench-dispatch test
 
 # The benchmark of issue 5: release build, closures from this machine's files, table in bench/results/latest.md.
-# Extra driver options: make bench BENCH_ARGS="--cold-runs 5"
+# Extra driver options: make bench BENCH_ARGS="--cold-runs 5"; some parts only: BENCH_ARGS="--parts bigpath,huge,herd"
 bench:
 	bash scripts/bench.sh $(BENCH_ARGS)
 

@@ -5,6 +5,7 @@
 # writes the table to stdout and bench/results/latest.md.
 #
 # usage: scripts/bench.sh [DRIVER OPTIONS]   e.g. scripts/bench.sh --cold-runs 5 --note "quiet machine"
+#        scripts/bench.sh --parts bigpath,herd   some parts only (cold, bigpath, concurrent, huge, herd)
 #        scripts/bench.sh dispatch [OPTIONS]  dispatch throughput only (bench/dispatch.py)
 # (python3 bench/bench.py --help lists them)
 set -euo pipefail
