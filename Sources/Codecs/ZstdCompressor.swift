@@ -1,5 +1,9 @@
 import CZstd
-import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import NetbootKit
 import Synchronization
 
@@ -28,7 +32,7 @@ public struct ZstdCompressor: Compressor {
     /// Idle contexts kept for reuse; more packings than this at once allocate their own.
     static let pool = ContextPool(capacity: 8)
     /// Held by the one worker-mode encoder alive; others wait for it (on blocking threads).
-    static let workerModeGate = DispatchSemaphore(value: 1)
+    static let workerModeGate = BlockingGate()
 
     public func makeEncoder(level: Int, inputSize: UInt64, workers: Int) throws -> any CompressionEncoder {
         let level = Int32(try validatedLevel(level))
@@ -67,10 +71,10 @@ public struct ZstdCompressor: Compressor {
 
         /// - Parameter workers: libzstd's worker count (worker mode), or nil for single-threaded mode.
         init(level: Int32, inputSize: UInt64, workers: Int32?) throws {
-            if workers != nil { ZstdCompressor.workerModeGate.wait() }
+            if workers != nil { ZstdCompressor.workerModeGate.enter() }
             let context = workers == nil ? ZstdCompressor.pool.take() : ZSTD_createCCtx()
             guard let context else {
-                if workers != nil { ZstdCompressor.workerModeGate.signal() }
+                if workers != nil { ZstdCompressor.workerModeGate.leave() }
                 throw CompressionError("ZSTD_createCCtx failed")
             }
             self.context = context
@@ -94,7 +98,7 @@ public struct ZstdCompressor: Compressor {
                 ZstdCompressor.pool.give(context)
             } else {
                 ZSTD_freeCCtx(context)
-                ZstdCompressor.workerModeGate.signal()
+                ZstdCompressor.workerModeGate.leave()
             }
         }
 
@@ -130,4 +134,24 @@ public struct ZstdCompressor: Compressor {
             }
         }
     }
+}
+
+/// Lets one thread at a time through; the others block until it leaves (a POSIX semaphore of one).
+final class BlockingGate: @unchecked Sendable {
+    private let semaphore = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+
+    init() { sem_init(semaphore, 0, 1) }
+
+    deinit {
+        sem_destroy(semaphore)
+        semaphore.deallocate()
+    }
+
+    /// Blocks until the gate is free, then holds it.
+    func enter() {
+        while sem_wait(semaphore) != 0 && errno == EINTR {}
+    }
+
+    /// Frees the gate for the next thread.
+    func leave() { sem_post(semaphore) }
 }

@@ -113,8 +113,8 @@ package struct BootRoutes: Sendable {
     }
 
     /// A body of known length, read chunk by chunk on the connection's event loop (reads of cached
-    /// files, then the write and a wait for the event loop, which keeps memory flat when the server
-    /// is short of CPU). A failure after the headers went out throws, and the server closes the
+    /// files, then the write and a wait for the loop's next poll, which keeps memory flat when the
+    /// server is short of CPU and lets the loop accept and read new requests between chunks). A failure after the headers went out throws, and the server closes the
     /// connection: never a short body under a full length. The access log reports it (one line).
     static func body(
         _ stream: InitrdByteStream, size: UInt64, channel: any Channel, logger: Logger,
@@ -125,10 +125,12 @@ package struct BootRoutes: Sendable {
             budget.enter()
             defer { budget.leave() }
             do {
+                let turns = await EventLoopTurns.of(channel.eventLoop)
                 try await withTaskExecutorPreference(EventLoopTaskExecutor(eventLoop: channel.eventLoop)) {
                     for try await chunk in stream.readingInline().sharing(budget) {
                         try await writer.write(chunk)
-                        try await channel.eventLoop.submit {}.get()
+                        // Each poll of the loop serves new requests, then one chunk of every body.
+                        await turns.next()
                     }
                 }
                 try await writer.finish(nil)
