@@ -75,6 +75,19 @@ final class FlakeSourceTests: XCTestCase {
         XCTAssertEqual(try test.rootTarget("flake-infra-race"), b.absolutePath, "A's late build does not move the root back")
     }
 
+    func testTheOperatorsLockFileIsNeverWritten() async throws {
+        // A flake with one input (another local flake, no network): evaluating it without
+        // --no-write-lock-file would create flake.lock next to flake.nix.
+        let dependency = try makeTemporaryDirectory(self, "flake-input"), flake = try makeTemporaryDirectory(self, "flake")
+        let stamp = "locked-\(UUID())"
+        try "{ outputs = { self }: { version = \"\(stamp)\"; }; }".write(toFile: dependency + "/flake.nix", atomically: true, encoding: .utf8)
+        try writeFlake(flake, hosts: ["h": FlakeHost(version: "${dependency.version}")], input: "path:" + dependency, counter: flake + ".counter")
+        let test = try FlakeTestServer(self, flakes: ["infra": "path:" + flake])
+        guard case .storePath(let path) = try await test.resolve("infra", "h") else { return XCTFail("expected a store path") }
+        XCTAssertEqual(try systemVersion(of: path), stamp, "the input was used")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: flake + "/flake.lock"), "the operator's lock file is never written")
+    }
+
     func testAnUnknownNameContactsNothing() async throws {
         let flake = try makeTemporaryDirectory(self, "flake")
         try writeFlake(flake, hosts: ["h": FlakeHost(version: "v-\(UUID())")], counter: flake + ".counter")
@@ -229,7 +242,8 @@ struct FlakeHost {
 
 /// Writes `DIR/flake.nix` (no inputs) and `DIR/busybox/bin/busybox`: the same busybox fixture the
 /// other tests build with, copied into the flake so that its evaluation stays pure.
-func writeFlake(_ dir: String, hosts: [String: FlakeHost], nested: [String: [String: FlakeHost]] = [:], counter: String) throws {
+/// With `input`, the flake has one input `dependency` with that URL.
+func writeFlake(_ dir: String, hosts: [String: FlakeHost], nested: [String: [String: FlakeHost]] = [:], input: String? = nil, counter: String) throws {
     let busybox = dir + "/busybox"
     if !FileManager.default.fileExists(atPath: busybox) { try FileManager.default.copyItem(atPath: busyboxDirectory, toPath: busybox) }
     func configuration(_ host: FlakeHost) -> String { "{ config.system.build.toplevel = \(host.expression(counter: counter)); }" }
@@ -239,7 +253,8 @@ func writeFlake(_ dir: String, hosts: [String: FlakeHost], nested: [String: [Str
     }
     try """
     {
-      outputs = { self }:
+      \(input.map { "inputs.dependency.url = \"\($0)\";" } ?? "")
+      outputs = { self\(input == nil ? "" : ", dependency") }:
         let
           busybox = builtins.path { path = ./busybox; name = "busybox"; };
           system = script: derivation {
