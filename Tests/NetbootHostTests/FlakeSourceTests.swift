@@ -88,6 +88,25 @@ final class FlakeSourceTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: flake + "/flake.lock"), "the operator's lock file is never written")
     }
 
+    func testASlowBuildAnswers503AndTheRetryJoinsIt() async throws {
+        let flake = try makeTemporaryDirectory(self, "flake")
+        let counter = flake + ".counter"
+        try writeFlake(flake, hosts: ["slow": FlakeHost(version: "v-\(UUID())", sleep: 3)], counter: counter)
+        let test = try FlakeTestServer(self, flakes: ["infra": "path:" + flake], arguments: ["--build-timeout", "1"])
+        let app = Application(router: test.server.makeRouter())
+        try await app.test(.router) { client in
+            let started = ContinuousClock.now
+            let first = try await client.execute(uri: "/dispatch/flake/infra/slow", method: .get)
+            XCTAssertEqual(first.status, .serviceUnavailable)
+            XCTAssertLessThan(ContinuousClock.now - started, .seconds(2.5), "answered at the timeout, not when the build ended")
+            XCTAssertEqual(first.headers[.retryAfter], "5")
+            try await Task.sleep(for: .seconds(3))
+            let second = try await client.execute(uri: "/dispatch/flake/infra/slow", method: .get)
+            XCTAssertEqual(second.status, .found)
+            XCTAssertEqual(readLines(counter).count, 1, "the retry joined the running build")
+        }
+    }
+
     func testAnUnknownNameContactsNothing() async throws {
         let flake = try makeTemporaryDirectory(self, "flake")
         try writeFlake(flake, hosts: ["h": FlakeHost(version: "v-\(UUID())")], counter: flake + ".counter")
@@ -145,7 +164,8 @@ final class FlakeSourceTests: XCTestCase {
         // `x.y` is one host name, not the attribute `y` of a host `x`; `"` cannot be named at all.
         try writeFlake(one, hosts: ["c": FlakeHost(version: "ab-c-\(stamp)"), "x.y": FlakeHost(version: "dotted-\(stamp)")],
             nested: ["x": ["y": FlakeHost(version: "nested-\(stamp)")]], counter: one + ".counter")
-        try writeFlake(two, hosts: ["b-c": FlakeHost(version: "a-bc-\(stamp)")], counter: two + ".counter")
+        let odd = "odd name+%41=é?#"
+        try writeFlake(two, hosts: ["b-c": FlakeHost(version: "a-bc-\(stamp)"), odd: FlakeHost(version: "odd-\(stamp)")], counter: two + ".counter")
         let test = try FlakeTestServer(self, flakes: ["a-b": "path:" + one, "a": "path:" + two])
         guard case .storePath(let abc) = try await test.resolve("a-b", "c"),
             case .storePath(let aBC) = try await test.resolve("a", "b-c"),
@@ -157,9 +177,13 @@ final class FlakeSourceTests: XCTestCase {
         XCTAssertEqual(try test.rootTarget("flake-a%2Db-c"), abc.absolutePath)
         XCTAssertEqual(try test.rootTarget("flake-a-b%2Dc"), aBC.absolutePath)
         XCTAssertEqual(try test.rootTarget("flake-a%2Db-x.y"), dotted.absolutePath)
+        guard case .storePath(let oddPath) = try await test.resolve("a", odd) else { return XCTFail("expected a store path") }
+        XCTAssertEqual(try systemVersion(of: oddPath), "odd-\(stamp)", "URL and attribute syntax in a host name is only a name")
+        XCTAssertEqual(try test.rootTarget("flake-a-odd%20name%2B%2541%3D%C3%A9%3F%23"), oddPath.absolutePath)
         let app = Application(router: test.server.makeRouter())
         try await app.test(.router) { client in
-            for bad in ["a%22b", "..", "a%2Fb", String(repeating: "x", count: 201)] {
+            // A quote cannot be named; a host whose escaped root name would exceed a file name is refused.
+            for bad in ["a%22b", "..", "a%2Fb", String(repeating: "x", count: 201), String(repeating: "-", count: 100)] {
                 let response = try await client.execute(uri: "/dispatch/flake/a/\(bad)", method: .get)
                 XCTAssertEqual(response.status, .badRequest, bad)
             }
