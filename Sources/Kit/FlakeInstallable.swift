@@ -7,10 +7,10 @@ public struct FlakeInstallable: Sendable, Equatable, CustomStringConvertible {
     /// The installable as one command-line argument.
     public let text: String
 
-    /// Throws ``FlakeInstallableError`` for a reference with a fragment of its own or an empty one,
-    /// and for an attribute name that is empty or holds `"`.
+    /// Throws ``FlakeInstallableError`` for a reference that is empty, has a fragment of its own or
+    /// starts with `-` (an option to Nix), and for an attribute name that is empty or holds `"`.
     public init(reference: String, attributePath: [String]) throws(FlakeInstallableError) {
-        guard !reference.isEmpty, !reference.contains("#") else { throw .reference(reference) }
+        guard !reference.isEmpty, !reference.hasPrefix("-"), !reference.contains("#") else { throw .reference(reference) }
         var fragment = ""
         for name in attributePath {
             guard !name.isEmpty, !name.contains("\"") else { throw .attributeName(name) }
@@ -41,14 +41,14 @@ public struct FlakeInstallable: Sendable, Equatable, CustomStringConvertible {
 
 /// Why a flake reference and attribute path cannot form an installable.
 public enum FlakeInstallableError: Error, Equatable, CustomStringConvertible {
-    /// Empty, or with a `#` fragment of its own.
+    /// Empty, starting with `-`, or with a `#` fragment of its own.
     case reference(String)
     /// Empty, or holding `"`.
     case attributeName(String)
 
     public var description: String {
         switch self {
-        case .reference(let reference): "'\(reference)' is not a flake reference without a fragment"
+        case .reference(let reference): "'\(reference)' is not a flake reference (empty, an option, or with a fragment)"
         case .attributeName(let name): "'\(name)' cannot be named in a flake attribute path (empty, or holding '\"')"
         }
     }

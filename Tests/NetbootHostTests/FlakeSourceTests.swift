@@ -192,6 +192,15 @@ final class FlakeSourceTests: XCTestCase {
         }
     }
 
+    func testTheInstallableQuotesAndEncodesEveryAttributeName() throws {
+        let installable = try FlakeInstallable(reference: "git+file:///srv/infra?ref=main", attributePath: ["nixosConfigurations", "a.b c#%", "drvPath"])
+        XCTAssertEqual(installable.text, "git+file:///srv/infra?ref=main#%22nixosConfigurations%22.%22a.b%20c%23%25%22.%22drvPath%22")
+        XCTAssertThrowsError(try FlakeInstallable(reference: "path:/srv", attributePath: ["a\"b"]))
+        XCTAssertThrowsError(try FlakeInstallable(reference: "path:/srv", attributePath: [""]))
+        XCTAssertThrowsError(try FlakeInstallable(reference: "path:/srv#x", attributePath: ["a"]))
+        XCTAssertThrowsError(try FlakeInstallable(reference: "--impure", attributePath: ["a"]))
+    }
+
     func testAMalformedFlakeOptionIsRefusedAtStartUp() throws {
         for (arguments, message) in [
             (["--flake", "infra"], "--flake takes NAME=FLAKEREF"),
