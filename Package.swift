@@ -23,6 +23,7 @@ let modules: [Target] = [
     .target(
         name: "HydraSource", dependencies: ["NetbootKit", "CCurl", argumentParser, logging, serviceLifecycle],
         path: "Sources/Sources-Hydra", swiftSettings: swiftSettings),
+    .target(name: "FlakeSource", dependencies: ["NetbootKit", argumentParser, serviceLifecycle], path: "Sources/Sources-Flake", swiftSettings: swiftSettings),
 ]
 
 let package = Package(

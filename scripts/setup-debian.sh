@@ -35,6 +35,6 @@ set_conf() {
 set_conf build-users-group ""
 set_conf sandbox false
 set_conf substituters ""
-set_conf experimental-features "nix-command"
+set_conf experimental-features "nix-command flakes"
 
 echo "setup: done"

@@ -15,6 +15,9 @@ public protocol NixStore: Sendable {
     func realise(_ path: StorePath, root: String) async throws
     /// Evaluates a Nix file that must give exactly one derivation (`nix-instantiate FILE`).
     func instantiate(file: String) async throws -> Derivation
+    /// Evaluates the attribute at `attributePath` of the flake `reference` to exactly one derivation
+    /// (`nix eval --raw REFERENCE#PATH.drvPath`), in pure evaluation, never writing its lock file.
+    func instantiate(flake reference: String, attributePath: [String]) async throws -> Derivation
     /// Builds a derivation (`nix-store --realise DRV`) and returns its outputs.
     func build(_ derivation: Derivation) async throws -> [StorePath]
 }
@@ -110,6 +113,20 @@ extension NixStoreCLI {
                 standardError: "")
         }
         return Derivation(path: lines[0])
+    }
+
+    public func instantiate(flake reference: String, attributePath: [String]) async throws -> Derivation {
+        let installable = try FlakeInstallable(reference: reference, attributePath: attributePath + ["drvPath"])
+        // Pure evaluation; no --impure, no --accept-flake-config (a flake may not change the server's
+        // Nix settings), no substituter options, and the operator's lock file is never written.
+        let arguments = [
+            "--extra-experimental-features", "nix-command flakes", "eval", "--raw", "--no-write-lock-file", installable.text,
+        ]
+        let output = String(decoding: try await run("nix", arguments), as: UTF8.self)
+        guard output.hasPrefix(StorePath.storeDirectory + "/"), output.hasSuffix(".drv"), !output.contains("\n") else {
+            throw NixCommandError(command: ["nix"] + arguments, status: "did not print exactly one derivation", standardError: "")
+        }
+        return Derivation(path: output)
     }
 
     public func build(_ derivation: Derivation) async throws -> [StorePath] {

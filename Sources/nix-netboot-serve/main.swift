@@ -1,6 +1,7 @@
 import ClosureSource
 import Codecs
 import ConfigurationSource
+import FlakeSource
 import HydraSource
 import NetbootHost
 import ProfileSource
@@ -23,6 +24,7 @@ enum NixNetbootServe {
         ProfileSource.self,
         ConfigurationSource.self,
         HydraSource.self,
+        FlakeSource.self,
     ]
 
     static func main() async {

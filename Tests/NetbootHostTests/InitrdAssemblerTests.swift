@@ -201,5 +201,8 @@ final class CountingStore: NixStore, @unchecked Sendable {
     func registrations(of paths: [StorePath]) async throws -> [StorePath: [UInt8]] { record("registrations"); return try await inner.registrations(of: paths) }
     func realise(_ path: StorePath, root: String) async throws { record("realise"); try await inner.realise(path, root: root) }
     func instantiate(file: String) async throws -> Derivation { record("instantiate"); return try await inner.instantiate(file: file) }
+    func instantiate(flake reference: String, attributePath: [String]) async throws -> Derivation {
+        record("instantiate"); return try await inner.instantiate(flake: reference, attributePath: attributePath)
+    }
     func build(_ derivation: Derivation) async throws -> [StorePath] { record("build"); return try await inner.build(derivation) }
 }

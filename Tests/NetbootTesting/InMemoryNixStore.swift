@@ -127,6 +127,10 @@ public final class InMemoryNixStore: NixStore {
         throw NixCommandError(command: ["nix-instantiate", file], status: "exited(1)", standardError: "error: no evaluator in an in-memory store")
     }
 
+    public func instantiate(flake reference: String, attributePath: [String]) async throws -> Derivation {
+        throw NixCommandError(command: ["nix", "eval", reference], status: "exited(1)", standardError: "error: no evaluator in an in-memory store")
+    }
+
     /// Nothing builds here.
     public func build(_ derivation: Derivation) async throws -> [StorePath] {
         throw NixCommandError(command: ["nix-store", "--realise", derivation.path], status: "exited(1)", standardError: "error: no builder in an in-memory store")

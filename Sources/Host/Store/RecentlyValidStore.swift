@@ -40,6 +40,9 @@ package actor RecentlyValidStore: NixStore {
     package nonisolated func realise(_ path: StorePath, root: String) async throws { try await base.realise(path, root: root) }
 
     package nonisolated func instantiate(file: String) async throws -> Derivation { try await base.instantiate(file: file) }
+    package nonisolated func instantiate(flake reference: String, attributePath: [String]) async throws -> Derivation {
+        try await base.instantiate(flake: reference, attributePath: attributePath)
+    }
 
     package nonisolated func build(_ derivation: Derivation) async throws -> [StorePath] { try await base.build(derivation) }
 }
