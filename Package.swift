@@ -23,6 +23,7 @@ let modules: [Target] = [
     .target(
         name: "HydraSource", dependencies: ["NetbootKit", "CCurl", argumentParser, logging, serviceLifecycle],
         path: "Sources/Sources-Hydra", swiftSettings: swiftSettings),
+    .target(name: "MachineSource", dependencies: ["NetbootKit", argumentParser, logging], path: "Sources/Sources-Machine", swiftSettings: swiftSettings),
 ]
 
 let package = Package(

@@ -2,6 +2,7 @@ import ClosureSource
 import Codecs
 import ConfigurationSource
 import HydraSource
+import MachineSource
 import NetbootHost
 import ProfileSource
 
@@ -23,6 +24,7 @@ enum NixNetbootServe {
         ProfileSource.self,
         ConfigurationSource.self,
         HydraSource.self,
+        MachineSource.self,
     ]
 
     static func main() async {
