@@ -51,19 +51,12 @@ public struct MachineSource: BootSourceModule {
         [SourceScript(path: "boot.ipxe") { query in MachineScripts.entry(query: query) }]
     }
 
-    /// The rules now, each `boot` checked against the server's sources.
+    /// The rules now, each `boot` checked against the server's other sources.
     func rules(_ router: any DispatchRouter) throws -> RuleSet {
-        let names = router.sourceNames.filter { $0 != name }
-        let set: RuleSet
-        do { set = try directory.load() } catch {
+        do { return try directory.load(sourceNames: router.sourceNames.filter { $0 != name }) } catch {
             logger.error("machines directory unreadable", metadata: ["directory": "\(directory.path)", "error": "\(error)"])
             throw DispatchError.upstreamFailed("the machines directory cannot be read (details in the server log)")
         }
-        let checked = set.checkingSources(names)
-        for rule in set.rules where checked.rule(named: rule.name) == nil {
-            logger.debug("machine rule skipped", metadata: ["file": "\(directory.path)/\(rule.name).json", "reason": "unknown source \(rule.bootSource)"])
-        }
-        return checked
     }
 
     public func resolve(_ request: DispatchRequest) async throws -> Resolution {

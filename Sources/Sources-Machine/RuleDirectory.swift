@@ -20,6 +20,7 @@ public final class RuleDirectory: Sendable {
     /// What a file's stat said when it was parsed, and what parsing gave.
     struct Parsed {
         var stamp: [Int]
+        var sourceNames: [String]
         var result: Result<MachineRule, RuleProblem>
     }
 
@@ -38,14 +39,15 @@ public final class RuleDirectory: Sendable {
         return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
     }
 
-    /// The rules now, with the files that are not valid rules. Throws when the directory cannot be listed.
-    public func load() throws -> RuleSet {
+    /// The rules now, with the files that are not valid rules (among them those whose `boot` names
+    /// no source in `sourceNames`). Throws when the directory cannot be listed.
+    public func load(sourceNames: [String]) throws -> RuleSet {
         var rules: [MachineRule] = [], invalid: [(String, String)] = []
         var seen: Set<String> = []
         for file in try FileSystem.listDirectory(path).sorted() where file.hasSuffix(".json") && !file.hasPrefix(".") {
             let name = String(file.dropLast(5))
             seen.insert(file)
-            switch readRule(file, name: name) {
+            switch readRule(file, name: name, sourceNames: sourceNames) {
             case .success(let rule): rules.append(rule)
             case .failure(let problem): invalid.append((file, problem.reason))
             }
@@ -54,14 +56,18 @@ public final class RuleDirectory: Sendable {
         return RuleSet(rules: rules, invalid: invalid)
     }
 
-    func readRule(_ file: String, name: String) -> Result<MachineRule, RuleProblem> {
+    func readRule(_ file: String, name: String, sourceNames: [String]) -> Result<MachineRule, RuleProblem> {
         let full = path + "/" + file
         var info = stat()
         guard stat(full, &info) == 0 else { return .failure(RuleProblem("cannot be read (\(String(cString: strerror(errno))))")) }
         let stamp = [Int(info.st_ino), Int(info.st_size), Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec), Int(info.st_ctim.tv_sec), Int(info.st_ctim.tv_nsec)]
-        if let known = parsed.withLock({ $0[file] }), known.stamp == stamp { return known.result }
-        let result = parse(full, info: info, name: name)
-        parsed.withLock { $0[file] = Parsed(stamp: stamp, result: result) }
+        if let known = parsed.withLock({ $0[file] }), known.stamp == stamp, known.sourceNames == sourceNames { return known.result }
+        var result = parse(full, info: info, name: name)
+        if case .success(let rule) = result, !sourceNames.contains(rule.bootSource) {
+            result = .failure(RuleProblem(
+                "boot names the source '\(rule.bootSource)', which this server does not have (sources: \(sourceNames.joined(separator: ", ")))"))
+        }
+        parsed.withLock { $0[file] = Parsed(stamp: stamp, sourceNames: sourceNames, result: result) }
         switch result {
         case .success(let rule): logger.info("machine rule loaded", metadata: ["file": "\(full)", "match": "\(RuleText.match(rule))", "boot": "\(rule.boot)"])
         case .failure(let problem): logger.warning("machine rule skipped", metadata: ["file": "\(full)", "reason": "\(problem.reason)"])

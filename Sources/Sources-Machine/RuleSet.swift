@@ -15,19 +15,6 @@ public struct RuleSet: Sendable, Equatable {
         a.rules == b.rules && a.invalid.map(\.file) == b.invalid.map(\.file) && a.invalid.map(\.reason) == b.invalid.map(\.reason)
     }
 
-    /// The rules whose `boot` names a source in `sourceNames`; the others move to ``invalid``.
-    public func checkingSources(_ sourceNames: [String]) -> RuleSet {
-        var kept: [MachineRule] = [], invalid = self.invalid
-        for rule in rules {
-            if sourceNames.contains(rule.bootSource) {
-                kept.append(rule)
-            } else {
-                invalid.append((rule.name + ".json", "boot names the source '\(rule.bootSource)', which this server does not have (sources: \(sourceNames.joined(separator: ", ")))"))
-            }
-        }
-        return RuleSet(rules: kept, invalid: invalid)
-    }
-
     /// The rule named `name`, if it is valid.
     public func rule(named name: String) -> MachineRule? { rules.first { $0.name == name } }
 
