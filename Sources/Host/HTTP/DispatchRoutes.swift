@@ -30,7 +30,7 @@ package struct DispatchRoutes: Sendable {
             try await dispatch(request, context)
         }
         // `/dispatch/NAME` itself, for the sources that take no segment.
-        for source in sources where source.acceptsEmptyPath && !disabled.contains(source.name) {
+        for source in sources where source.acceptsEmptyPath {
             let name = source.name
             router.getAndHead(RouterPath("/dispatch/\(name)"), recordingIn: table) { request, context in
                 try await dispatch(request, context, source: name)

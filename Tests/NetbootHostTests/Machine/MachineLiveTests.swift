@@ -178,6 +178,17 @@ final class MachineLiveTests: XCTestCase {
         XCTAssertFalse(try get("\(server.base)/status").text.contains("machine-"))
         XCTAssertEqual(try get("\(server.base)/dispatch/machine?mac=1").status, 404, "off before anything is read")
     }
+
+    func testATurnedOffMachineSourceSaysSoAndServesNoEntryScript() throws {
+        let state = try makeTemporaryDirectory(self, "state")
+        try FileManager.default.createDirectory(atPath: state + "/machines", withIntermediateDirectories: true)
+        try #"{"boot": "closure/x"}"#.write(toFile: state + "/machines/default.json", atomically: true, encoding: .utf8)
+        let server = try ServerProcess(self, arguments: ["--state-dir", state, "--disable-source", "machine"])
+        XCTAssertEqual(try get("\(server.base)/dispatch/machine?mac=52-54-00-aa-00-01").text, "machine booting is turned off on this server\n")
+        XCTAssertEqual(try get("\(server.base)/boot.ipxe").status, 404)
+        XCTAssertEqual(try get("\(server.base)/overlay/machine/default").status, 404)
+        XCTAssertFalse(try get("\(server.base)/status").text.contains("machine-"))
+    }
 }
 
 enum GCRootCheck {
