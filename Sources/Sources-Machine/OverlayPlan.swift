@@ -1,8 +1,14 @@
 import NetbootKit
 
 /// A rule's `files` and `directories` as overlay entries: paths checked, every parent directory
-/// present (0755 unless the rule gives its mode), parents before children, limits enforced.
+/// present (with the mode NixOS gives it, 0755 unless the rule says otherwise), parents before
+/// children, limits enforced.
 public enum OverlayPlan {
+    /// Directories NixOS keeps at another mode than 0755. The kernel applies an entry's mode to a
+    /// directory that exists already, and NixOS's activation does not always set it back, so a parent
+    /// the rule names no mode for gets the system's.
+    public static let systemDirectoryModes: [String: UInt32] = ["root": 0o700, "root/.ssh": 0o700, "tmp": 0o1777, "var/tmp": 0o1777]
+
     /// The entries for `files` (path → text and mode, 0644 by default) and `directories` (path → mode).
     static func entries(files: [String: RuleFile.FileSpec], directories: [String: String], limits: RuleLimits) throws(RuleProblem) -> [OverlayEntry] {
         guard files.count <= limits.files else { throw RuleProblem("\(files.count) files; a rule may have at most \(limits.files)") }
@@ -25,7 +31,7 @@ public enum OverlayPlan {
             while let slash = parent.lastIndex(of: "/") {
                 parent = String(parent[..<slash])
                 if fileEntries[parent] != nil { throw RuleProblem("/\(parent) is a file and also the parent of /\(path)") }
-                if all[parent] == nil { all[parent] = .directory(path: parent, mode: 0o755) }
+                if all[parent] == nil { all[parent] = .directory(path: parent, mode: systemDirectoryModes[parent] ?? 0o755) }
             }
         }
         for (path, entry) in fileEntries {

@@ -82,6 +82,20 @@ final class MachineRuleTests: XCTestCase {
         XCTAssertEqual(try rule(#"{"boot": "closure/x"}"#).match, [:], "no match is a default")
     }
 
+    func testParentDirectoriesGetTheModesNixOSGivesThemUnlessTheRuleSaysOtherwise() throws {
+        let parsed = try rule(#"{"boot": "closure/x", "files": {"/root/.ssh/authorized_keys": {"text": "k", "mode": "0600"}, "/tmp/x/y": "z", "/srv/a": "b"}, "directories": {"/srv": "0750"}}"#)
+        XCTAssertEqual(parsed.overlay, [
+            .directory(path: "root", mode: 0o700),
+            .directory(path: "root/.ssh", mode: 0o700),
+            .file(path: "root/.ssh/authorized_keys", mode: 0o600, contents: [UInt8(ascii: "k")]),
+            .directory(path: "srv", mode: 0o750),
+            .file(path: "srv/a", mode: 0o644, contents: [UInt8(ascii: "b")]),
+            .directory(path: "tmp", mode: 0o1777),
+            .directory(path: "tmp/x", mode: 0o755),
+            .file(path: "tmp/x/y", mode: 0o644, contents: [UInt8(ascii: "z")]),
+        ])
+    }
+
     func testMalformedRulesAreRefusedWithTheReason() {
         XCTAssertEqual(problem("{"), "not a rule: not valid JSON")
         XCTAssertEqual(problem(#"{"match": {}, "boot": "closure/x", "cmdLine": "a"}"#), "unknown key 'cmdLine' in a rule (keys: match, boot, cmdline, files, directories)")
@@ -143,7 +157,7 @@ final class MachineRuleTests: XCTestCase {
                 XCTAssertEqual(unpacked.tree["etc/netboot-machine"]?.data, Array("node-a\n".utf8))
                 XCTAssertEqual(unpacked.tree["etc/netboot-machine"]?.permissions, 0o644)
                 XCTAssertEqual(unpacked.tree["root"]?.permissions, 0o700)
-                XCTAssertEqual(unpacked.tree["root/.ssh"]?.permissions, 0o755)
+                XCTAssertEqual(unpacked.tree["root/.ssh"]?.permissions, 0o700)
                 XCTAssertEqual(unpacked.tree["root/.ssh/authorized_keys"]?.permissions, 0o600)
                 XCTAssertEqual(unpacked.tree["root/.ssh/authorized_keys"].map { [$0.uid, $0.gid] }, [0, 0])
             }
