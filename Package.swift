@@ -24,6 +24,7 @@ let modules: [Target] = [
         name: "HydraSource", dependencies: ["NetbootKit", "CCurl", argumentParser, logging, serviceLifecycle],
         path: "Sources/Sources-Hydra", swiftSettings: swiftSettings),
     .target(name: "FlakeSource", dependencies: ["NetbootKit", argumentParser, serviceLifecycle], path: "Sources/Sources-Flake", swiftSettings: swiftSettings),
+    .target(name: "MachineSource", dependencies: ["NetbootKit", argumentParser, logging], path: "Sources/Sources-Machine", swiftSettings: swiftSettings),
 ]
 
 let package = Package(

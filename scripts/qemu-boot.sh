@@ -2,12 +2,13 @@
 # Netboots a QEMU guest with the real iPXE ROM from an HTTP server on 127.0.0.1 and waits for the
 # boot-test init (Tests/fixtures/boot/system.nix) to report.
 #
-# usage: scripts/qemu-boot.sh --port PORT --url PATH [--uefi] [--timeout SECONDS] [--log FILE]
+# usage: scripts/qemu-boot.sh --port PORT --url PATH [--uefi] [--mac MAC] [--timeout SECONDS] [--log FILE]
 #
 #   --port PORT       the HTTP server's port on 127.0.0.1
 #   --url PATH        the path iPXE fetches first (its DHCP boot file is http://10.0.2.100PATH),
 #                     e.g. /netboot.ipxe; must start with "/"
 #   --uefi            boot OVMF on q35 instead of SeaBIOS on pc
+#   --mac MAC         the network card's MAC address (default: QEMU's 52:54:00:12:34:56)
 #   --timeout SECONDS give up after this long (default 240)
 #   --log FILE        keep the serial console log there (default: a temporary file, removed)
 #
@@ -20,17 +21,18 @@
 set -euo pipefail
 
 usage() {
-    sed -n '5,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '5,13p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 die() { echo "qemu-boot: $*" >&2; exit 2; }
 
-port="" url="" uefi=0 timeout=240 log=""
+port="" url="" uefi=0 timeout=240 log="" mac=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --port) [ $# -ge 2 ] || usage; port=$2; shift 2 ;;
         --url) [ $# -ge 2 ] || usage; url=$2; shift 2 ;;
         --uefi) uefi=1; shift ;;
+        --mac) [ $# -ge 2 ] || usage; mac=$2; shift 2 ;;
         --timeout) [ $# -ge 2 ] || usage; timeout=$2; shift 2 ;;
         --log) [ $# -ge 2 ] || usage; log=$2; shift 2 ;;
         -h|--help) usage ;;
@@ -39,6 +41,7 @@ while [ $# -gt 0 ]; do
 done
 [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -ge 1 ] && [ "$port" -le 65535 ] || die "--port needs a port number"
 [[ "$url" == /* ]] || die "--url needs a path starting with /"
+[ -z "$mac" ] || [[ "$mac" =~ ^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$ ]] || die "--mac needs a MAC address such as 52:54:00:12:34:56"
 [[ "$timeout" =~ ^[0-9]+$ ]] && [ "$timeout" -gt 0 ] || die "--timeout needs a positive number of seconds"
 
 rom=/usr/lib/ipxe/qemu/efi-e1000.rom
@@ -109,7 +112,7 @@ args=(
     -serial "file:$(qemu_escape "$log")"
     -monitor none
     -netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-cmd:$(qemu_escape "$work/relay"),bootfile=$(qemu_escape "http://10.0.2.100$url")"
-    -device "e1000,netdev=n0,romfile=$rom,bootindex=0"
+    -device "e1000,netdev=n0,romfile=$rom,bootindex=0${mac:+,mac=$mac}"
 )
 if [ $uefi -eq 1 ]; then
     cp "$ovmf_vars" "$work/OVMF_VARS.fd"

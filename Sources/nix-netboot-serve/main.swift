@@ -3,6 +3,7 @@ import Codecs
 import ConfigurationSource
 import FlakeSource
 import HydraSource
+import MachineSource
 import NetbootHost
 import ProfileSource
 
@@ -25,6 +26,7 @@ enum NixNetbootServe {
         ConfigurationSource.self,
         HydraSource.self,
         FlakeSource.self,
+        MachineSource.self,
     ]
 
     static func main() async {

@@ -5,10 +5,13 @@ extension SystemLayout {
     /// `init`, `kernel` and `kernel-params` lie in its closure, a ``KernelLineError`` when
     /// `kernel-params` holds control characters or the kernel line would be longer than the kernel
     /// keeps.
-    package func bootScript(prefix: String, suffix: String) throws -> IPXEScript {
+    /// `additionalArguments` and `overlayURL` are a source's per-machine additions.
+    package func bootScript(prefix: String, suffix: String, additionalArguments: String = "", overlayURL: String? = nil) throws -> IPXEScript {
         try requireSystem()
         let parameters = try IPXEScript.kernelParameters(try kernelParameters(), of: root)
-        let script = IPXEScript(path: root, kernelParameters: parameters, prefix: prefix, suffix: suffix)
+        var script = IPXEScript(path: root, kernelParameters: parameters, prefix: prefix, suffix: suffix)
+        script.additionalArguments = additionalArguments
+        script.overlayURL = overlayURL
         try script.checkKernelLine()
         return script
     }

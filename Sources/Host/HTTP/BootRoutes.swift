@@ -15,11 +15,14 @@ package struct BootRoutes: Sendable {
     package let store: any NixStore
     package let assembler: InitrdAssembler
     package let validPaths: KnownValidPaths
+    /// The sources: their boot additions for scripts, their lines for `/status`.
+    package let sources: RegistryRouter?
 
-    package init(store: any NixStore, assembler: InitrdAssembler) {
+    package init(store: any NixStore, assembler: InitrdAssembler, sources: RegistryRouter? = nil) {
         self.store = store
         self.assembler = assembler
         self.validPaths = KnownValidPaths(store: store)
+        self.sources = sources
     }
 
     /// Bytes read and written at a time by a lone download (256 KiB measured 45 % more CPU per GB
@@ -57,9 +60,18 @@ package struct BootRoutes: Sendable {
         let path = try storePath(context)
         let (prefix, suffix) = try IPXEScript.tuningArguments(from: request.uri.query)
         try await validPaths.requireValid(path)
+        var (additionalArguments, overlayURL): (String, String?) = ("", nil)
+        if let (source, key) = try BootAdditionsQuery.reference(in: request.uri.query) {
+            guard let sources else { throw PlainTextError(.notFound, "no boot source '\(source)' on this server") }
+            let additions = try await BootAdditionsQuery.lookup(source: source, key: key, router: sources, logger: context.logger)
+            additionalArguments = additions.kernelArguments
+            if !additions.overlay.isEmpty { overlayURL = BootAdditionsQuery.overlayPath(source: source, key: key) }
+        }
         let layout = try await assembler.systemLayout(of: path)
         let text: String
-        do { text = try layout.bootScript(prefix: prefix, suffix: suffix).text } catch let refusal as any BootRefusal {
+        do {
+            text = try layout.bootScript(prefix: prefix, suffix: suffix, additionalArguments: additionalArguments, overlayURL: overlayURL).text
+        } catch let refusal as any BootRefusal {
             throw refusal.reported(to: context.logger)
         }
         return Response(
@@ -152,6 +164,16 @@ package struct BootRoutes: Sendable {
             archives-cached \(entries)
             cache-bytes \(bytes)
 
-            """
+            """ + (await sourceStatusLines())
+    }
+
+    /// The sources' own `/status` lines, each on one line.
+    func sourceStatusLines() async -> String {
+        guard let sources else { return "" }
+        var text = ""
+        for source in sources.sources where !sources.disabled.contains(source.name) {
+            for line in await source.statusLines(router: sources) { text += PlainTextError.oneLine(line) + "\n" }
+        }
+        return text
     }
 }

@@ -29,10 +29,20 @@ package struct DispatchRoutes: Sendable {
         router.getAndHead("/dispatch/:source/**", recordingIn: table) { request, context in
             try await dispatch(request, context)
         }
+        // `/dispatch/NAME` itself, for the sources that take no segment.
+        for source in sources where source.acceptsEmptyPath {
+            let name = source.name
+            router.getAndHead(RouterPath("/dispatch/\(name)"), recordingIn: table) { request, context in
+                try await dispatch(request, context, source: name)
+            }
+        }
     }
 
-    func dispatch(_ request: Request, _ context: NetbootRequestContext) async throws -> Response {
-        let name = context.parameters.get("source") ?? ""
+    /// The sources as the sources see each other.
+    package var router: RegistryRouter { RegistryRouter(sources: sources, disabled: disabled) }
+
+    func dispatch(_ request: Request, _ context: NetbootRequestContext, source fixedName: String? = nil) async throws -> Response {
+        let name = fixedName ?? context.parameters.get("source") ?? ""
         guard let source = sources.first(where: { $0.name == name }) else {
             let names = sources.map(\.name).filter { !disabled.contains($0) }.joined(separator: ", ")
             throw PlainTextError(.notFound, "no such boot source on this server (sources: \(names))")
@@ -42,7 +52,7 @@ package struct DispatchRoutes: Sendable {
         }
         if let reason = source.notConfiguredReason { throw PlainTextError(.notFound, reason) }
         var segments: [String] = []
-        for raw in context.parameters.getCatchAll() {
+        for raw in fixedName == nil ? context.parameters.getCatchAll() : [] {
             let segment = try QueryString.decodePathSegment(raw)
             do { try DispatchSegment.validate(segment) } catch { throw PlainTextError.from(error) }
             segments.append(segment)
@@ -51,7 +61,8 @@ package struct DispatchRoutes: Sendable {
         _ = try IPXEScript.tuningArguments(from: query)  // refuse a bad query before doing any work
         let resolution: Resolution
         do {
-            resolution = try await source.resolve(DispatchRequest(segments: segments, query: query))
+            let client = context.remoteAddress?.ipAddress
+            resolution = try await source.resolve(DispatchRequest(segments: segments, query: query, client: client, router: router))
         } catch {
             let mapped = PlainTextError.from(error)
             if mapped.status.code >= 500 {
@@ -59,29 +70,44 @@ package struct DispatchRoutes: Sendable {
             }
             throw mapped
         }
+        var additions: BootAdditions?
+        let path: StorePath
         switch resolution {
-        case .storePath(let path):
-            // No dead end: a path that is not a bootable system (or not with this query) gets the
-            // retry script with the reason, before it is pinned or packed.
-            if let assembler, let refusal = try await Self.refusal(booting: path, query: query, assembler: assembler) {
-                guard refusal.status.code < 500 else { throw refusal.reported(to: context.logger) }
-                return Self.retryScript(reason: refusal.reported(to: context.logger).message, request: request)
+        case .storePath(let resolved):
+            path = resolved
+        case .boot(let resolved, let added):
+            guard BootAdditions.isValidKey(added.key) else {
+                context.logger.error("source returned an invalid additions key", metadata: ["source": "\(name)", "key": "\(added.key)"])
+                throw PlainTextError(.internalServerError, "the \(name) source gave an answer the server cannot serve (details in the server log)")
             }
-            if let pins {
-                do { try await pins.pin(path) } catch {
-                    context.logger.error("pinning failed", metadata: ["path": "\(path.name)", "error": "\(error)"])
-                    throw PlainTextError(.badGateway, "could not pin \(path) against garbage collection (details in the server log)")
-                }
-            }
-            onResolved(path)
-            var location = "/boot/\(path.urlSegment)/netboot.ipxe"
-            if let query, !query.isEmpty { location += "?" + query }
-            return Response(status: .found, headers: [.location: location, .contentLength: "0"])
+            (path, additions) = (resolved, added)
         case .retryLater(let seconds, let reason):
             throw PlainTextError(.serviceUnavailable, reason, headers: [.retryAfter: "\(seconds)"])
         case .failed(let reason):
             return Self.retryScript(reason: reason, request: request)
+        case .waitAndRetry(let lines, let seconds):
+            return Self.retryScript(lines: lines, seconds: seconds, request: request)
         }
+        // No dead end: a path that is not a bootable system (or not with this query) gets the
+        // retry script with the reason, before it is pinned or packed.
+        if let assembler, let refusal = try await Self.refusal(booting: path, query: query, additions: additions, assembler: assembler) {
+            guard refusal.status.code < 500 else { throw refusal.reported(to: context.logger) }
+            return Self.retryScript(reason: refusal.reported(to: context.logger).message, request: request)
+        }
+        if let pins {
+            do { try await pins.pin(path) } catch {
+                context.logger.error("pinning failed", metadata: ["path": "\(path.name)", "error": "\(error)"])
+                throw PlainTextError(.badGateway, "could not pin \(path) against garbage collection (details in the server log)")
+            }
+        }
+        onResolved(path)
+        var location = "/boot/\(path.urlSegment)/netboot.ipxe"
+        if let additions {
+            location += "?" + BootAdditionsQuery.appending(source: name, key: additions.key, to: query)
+        } else if let query, !query.isEmpty {
+            location += "?" + query
+        }
+        return Response(status: .found, headers: [.location: location, .contentLength: "0"])
     }
 }
 

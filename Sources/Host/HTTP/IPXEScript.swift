@@ -13,6 +13,10 @@ package struct IPXEScript: Equatable, Sendable {
     /// Operator-supplied words before and after the system's parameters.
     package var prefix: String
     package var suffix: String
+    /// A source's per-machine words, between the system's parameters and `suffix`.
+    package var additionalArguments: String = ""
+    /// The URL of a per-machine overlay archive, loaded after the shared initrd as `overlay`.
+    package var overlayURL: String?
 
     package init(path: StorePath, kernelParameters: String, prefix: String = "", suffix: String = "") {
         self.path = path
@@ -79,13 +83,14 @@ package struct IPXEScript: Equatable, Sendable {
         echo Booting NixOS closure \(path.name).
         \(kernelLine)
         initrd initrd
-        boot
+        \(overlayURL.map { "initrd --name overlay \($0)\n" } ?? "")boot
 
         """
     }
 
     private func line(prefix: String, suffix: String) -> String {
-        ["kernel bzImage initrd=initrd rdinit=\(path.absolutePath)/init", prefix, kernelParameters, suffix]
+        let images = overlayURL == nil ? "initrd=initrd" : "initrd=initrd initrd=overlay"
+        return ["kernel bzImage \(images) rdinit=\(path.absolutePath)/init", prefix, kernelParameters, additionalArguments, suffix]
             .filter { !$0.isEmpty }
             .joined(separator: " ")
     }

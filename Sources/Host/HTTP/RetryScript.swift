@@ -7,10 +7,21 @@ package struct RetryScript: Equatable, Sendable {
     package var reason: String
     /// The dispatch URL to chain again, query included.
     package var url: String
+    /// Further lines shown after the reason (each sanitised like it).
+    package var moreLines: [String] = []
+    /// Seconds iPXE sleeps before asking again (``delay`` unless a source asked for another pause).
+    package var seconds: Int = Self.delay
 
     package init(reason: String, url: String) {
         self.reason = Self.sanitise(reason)
         self.url = Self.sanitiseURL(url)
+    }
+
+    /// A script showing every one of `lines` (the first as the reason), waiting `seconds` (1 to 3600).
+    package init(lines: [String], seconds: Int, url: String) {
+        self.init(reason: lines.first ?? "", url: url)
+        self.moreLines = lines.dropFirst().map(Self.sanitise)
+        self.seconds = min(max(seconds, 1), 3600)
     }
 
     /// One line of printable ASCII without what iPXE would interpret (`$` expansions, `||`, `&&`, quotes).
@@ -48,8 +59,8 @@ package struct RetryScript: Equatable, Sendable {
         """
         #!ipxe
         echo \(reason)
-        echo Trying again in \(Self.delay) seconds.
-        sleep \(Self.delay)
+        \(moreLines.map { "echo \($0)\n" }.joined())echo Trying again in \(seconds) seconds.
+        sleep \(seconds)
         chain --autofree \(url)
 
         """

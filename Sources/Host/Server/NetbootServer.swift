@@ -73,13 +73,24 @@ package struct NetbootServer: Sendable {
         // The access log wraps the error middleware so that it logs the status actually sent.
         router.add(middleware: AccessLogMiddleware())
         router.add(middleware: HTTPErrorMiddleware(routes: table))
-        BootRoutes(store: store, assembler: assembler).add(to: router, table: table)
         let packAhead = self.packAhead
-        DispatchRoutes(sources: registry.sources, disabled: Set(options.disableSource), pins: pins, assembler: assembler) { path in
+        let dispatch = DispatchRoutes(sources: registry.sources, disabled: Set(options.disableSource), pins: pins, assembler: assembler) { path in
             // Warm the initrd while iPXE fetches the script and the kernel.
             packAhead.request(path)
-        }.add(to: router, table: table)
+        }
+        BootRoutes(store: store, assembler: assembler, sources: dispatch.router).add(to: router, table: table)
+        dispatch.add(to: router, table: table)
+        BootAdditionRoutes(router: dispatch.router, compressor: overlayCodec.compressor, level: overlayCodec.level).add(to: router, table: table)
         return router
+    }
+
+    /// What per-machine overlays are compressed with: the initrd's codec, or gzip when that is
+    /// `none` (an overlay must be compressed to be found at any offset after the shared initrd).
+    var overlayCodec: (compressor: any Compressor, level: Int) {
+        let compressor = assembler.packer.compressor
+        if compressor.name != "none" { return (compressor, assembler.packer.level) }
+        let fallback = registry.compressor(named: "gzip") ?? registry.compressors.first { $0.name != "none" } ?? compressor
+        return (fallback, fallback.defaultLevel)
     }
 
     /// The most connections served at once: `--max-connections`, or derived from the soft limit of
