@@ -4,7 +4,8 @@
 ///
 /// The host hands one to every ``BootSource`` call that may need it.
 public protocol DispatchRouter: Sendable {
-    /// The names of the sources a dispatch may reach (registered, not turned off), in registration order.
+    /// The names of the sources a dispatch may reach (registered, not turned off, configured), in
+    /// registration order.
     var sourceNames: [String] { get }
     /// What `/dispatch/SOURCE/…` would answer for `request` (its segments and query). Throws
     /// ``DispatchError/notFound(_:)`` for a source that is absent, off or not configured.

@@ -9,7 +9,9 @@ package struct RegistryRouter: DispatchRouter {
         self.disabled = disabled
     }
 
-    package var sourceNames: [String] { sources.map(\.name).filter { !disabled.contains($0) } }
+    package var sourceNames: [String] {
+        sources.filter { !disabled.contains($0.name) && $0.notConfiguredReason == nil }.map(\.name)
+    }
 
     /// The source named `name` if a dispatch may reach it.
     package func source(named name: String) -> (any BootSource)? {
