@@ -10,14 +10,9 @@ struct AllowedFlake: Sendable, Equatable {
 
     /// Parses and checks one `--flake` value.
     init(argument: String) throws {
-        guard let equals = argument.firstIndex(of: "=") else {
-            throw ValidationError("--flake takes NAME=FLAKEREF, not '\(argument)'")
-        }
-        name = String(argument[..<equals])
-        reference = String(argument[argument.index(after: equals)...])
-        do { try DispatchSegment.validate(name) } catch {
-            throw ValidationError("--flake \(argument): the name cannot appear in a URL: \(error)")
-        }
+        let parsed = try NamedOptionValue(parsing: argument, option: "--flake", valueName: "FLAKEREF")
+        name = parsed.name
+        reference = parsed.value
         guard FlakeRootName.escape(name).utf8.count <= FlakeRootName.maximumEscapedNameLength else {
             throw ValidationError("--flake \(argument): the name is too long for a GC root name")
         }

@@ -10,14 +10,9 @@ struct HydraServer: Sendable, Equatable {
 
     /// Parses and checks one `--hydra` value.
     init(argument: String) throws {
-        guard let equals = argument.firstIndex(of: "=") else {
-            throw ValidationError("--hydra takes NAME=BASE_URL, not '\(argument)'")
-        }
-        name = String(argument[..<equals])
-        var url = String(argument[argument.index(after: equals)...])
-        do { try DispatchSegment.validate(name) } catch {
-            throw ValidationError("--hydra \(argument): the name cannot appear in a URL: \(error)")
-        }
+        let parsed = try NamedOptionValue(parsing: argument, option: "--hydra", valueName: "BASE_URL")
+        name = parsed.name
+        var url = parsed.value
         let lowered = url.lowercased()
         guard let scheme = ["http://", "https://"].first(where: { lowered.hasPrefix($0) }) else {
             throw ValidationError("--hydra \(argument): the base URL must start with http:// or https://")

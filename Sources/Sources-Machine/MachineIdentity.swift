@@ -46,7 +46,7 @@ public struct MachineIdentity: Sendable, Equatable {
         for pair in (query ?? "").split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let key = Key(rawValue: String(parts[0])), identity.values[key] == nil else { continue }
-            guard let raw = FormDecoding.decode(parts.count > 1 ? parts[1] : "") else {
+            guard let raw = try? FormDecoding.decode(parts.count > 1 ? parts[1] : "") else {
                 throw .badRequest("\(key.rawValue) is not percent-encoded UTF-8")
             }
             guard !raw.isEmpty else { continue }
@@ -60,32 +60,5 @@ public struct MachineIdentity: Sendable, Equatable {
     /// UUID, else its serial.
     public var label: String {
         values[.mac] ?? values[.uuid].map { "uuid:" + $0 } ?? values[.serial].map { "serial:" + $0 } ?? "unidentified"
-    }
-}
-
-/// `application/x-www-form-urlencoded` decoding of one query value.
-enum FormDecoding {
-    static func decode(_ text: Substring) -> String? {
-        var bytes: [UInt8] = []
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next() {
-            switch byte {
-            case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
-            case UInt8(ascii: "%"):
-                guard let high = iterator.next().flatMap(hex), let low = iterator.next().flatMap(hex) else { return nil }
-                bytes.append(high << 4 | low)
-            default: bytes.append(byte)
-            }
-        }
-        return String(validating: bytes, as: UTF8.self)
-    }
-
-    static func hex(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
