@@ -78,7 +78,7 @@ final class CPIOCacheTests: XCTestCase {
         XCTAssertEqual(try baseNames(dir), Set([3, 4].map { key($0).fileName }))
     }
 
-    func testRestartRebuildsTheIndexRemovesTemporariesAndChecksumlessArchivesAndLeavesForeignFiles() async throws {
+    func testRestartRebuildsTheIndexRemovesTemporariesChecksumlessAndEarlierFormatArchivesAndLeavesForeignFiles() async throws {
         let dir = try makeTemporaryDirectory(self)
         do {
             let cache = running(try CPIOCache(directory: dir, capacity: 1000, jobs: 2, logger: logger))
@@ -91,6 +91,9 @@ final class CPIOCacheTests: XCTestCase {
         try Data(repeating: 1, count: 10).write(to: URL(fileURLWithPath: dir + "/.nns-tmp-\(key(2).fileName).abc"))
         try Data(repeating: 1, count: 10).write(to: URL(fileURLWithPath: dir + "/\(paths[3].name).cpio.zstd"))
         try Data(repeating: 1, count: 10).write(to: URL(fileURLWithPath: dir + "/\(paths[4].name)@nns-cpio-v999@zstd-10"))
+        // Archives of earlier formats (with and without a checksum) can never be served again: removed.
+        try Data(repeating: 1, count: 10).write(to: URL(fileURLWithPath: dir + "/\(paths[3].name)@nns-cpio-v3@zstd-10@10-crc32-00000000"))
+        try Data(repeating: 1, count: 10).write(to: URL(fileURLWithPath: dir + "/\(paths[4].name)@nns-cpio-v2@zstd-10"))
         // An archive of this format without a checksum (as written before checksums): not adopted.
         try Data(repeating: 1, count: 10).write(to: URL(fileURLWithPath: dir + "/" + key(5).fileName))
         let counter = PackCounter()
