@@ -31,6 +31,17 @@ package struct ActivityLog {
         /// Seconds since the epoch.
         package var lastServed: Int?
         package var served = 0
+
+        package init(
+            name: String, initrdBytes: UInt64? = nil, archives: Int? = nil, coldPack: Duration? = nil, lastServed: Int? = nil, served: Int = 0
+        ) {
+            self.name = name
+            self.initrdBytes = initrdBytes
+            self.archives = archives
+            self.coldPack = coldPack
+            self.lastServed = lastServed
+            self.served = served
+        }
     }
 
     /// One initrd downloaded in full.
@@ -43,6 +54,15 @@ package struct ActivityLog {
         package var system: String
         package var bytes: UInt64
         package var duration: Duration
+
+        package init(time: Int, client: String, rule: String?, system: String, bytes: UInt64, duration: Duration) {
+            self.time = time
+            self.client = client
+            self.rule = rule
+            self.system = system
+            self.bytes = bytes
+            self.duration = duration
+        }
     }
 
     /// One failure (already a public, one-line message).
@@ -50,6 +70,11 @@ package struct ActivityLog {
         /// Seconds since the epoch.
         package var time: Int
         package var message: String
+
+        package init(time: Int, message: String) {
+            self.time = time
+            self.message = message
+        }
     }
 
     /// Longest text kept (client-chosen names, messages), in UTF-8 bytes.

@@ -15,6 +15,9 @@ package struct PackingProgress: Sendable, Equatable {
     package static let firstReport: Duration = .seconds(2)
     package static let reportInterval: Duration = .seconds(5)
 
+    /// The share of the work done before the time left is estimated.
+    package static let estimateThreshold = 0.01
+
     package init(system: String) { self.system = system }
 
     /// Sets what the pass will pack: `paths` store paths of `bytes` uncompressed bytes in all.
@@ -38,10 +41,11 @@ package struct PackingProgress: Sendable, Equatable {
         return 0
     }
 
-    /// The time left at the rate so far, nil before anything finished (no rate yet).
+    /// The time left at the rate so far; nil until ``estimateThreshold`` of the work is done (before
+    /// that, a small path that happened to finish first would promise hours).
     package func remaining(after elapsed: Duration) -> Duration? {
         let done = fraction
-        guard done > 0 else { return nil }
+        guard done >= Self.estimateThreshold else { return nil }
         guard done < 1 else { return .zero }
         return elapsed * ((1 - done) / done)
     }

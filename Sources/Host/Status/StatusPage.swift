@@ -20,7 +20,7 @@ package enum StatusPage {
             </head><body>
             <h1>nix-netboot-serve</h1>
             <p class="meta">codec \(escape(report.codec)) level \(report.level) · \(report.jobs) packing \(report.jobs == 1 ? "core" : "cores") · \
-            \(report.packingsRunning) archives packing, \(report.packingsQueued) queued · \(escape(UTCTime.readable(activity.time))) UTC</p>
+            archives packing: \(report.packingsRunning), queued: \(report.packingsQueued) · \(escape(UTCTime.readable(activity.time))) UTC</p>
 
             """
         html += "<section id=\"packing\"><h2>Packing now</h2>\n"

@@ -51,6 +51,11 @@ package struct TrustedProxies: Sendable, Equatable {
         package var address: String?
         /// Whether it came from `X-Forwarded-For` (the connection is a trusted proxy's).
         package var forwarded: Bool
+
+        package init(address: String?, forwarded: Bool) {
+            self.address = address
+            self.forwarded = forwarded
+        }
     }
 
     package let networks: [Network]
