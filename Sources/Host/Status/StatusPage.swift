@@ -145,8 +145,8 @@ package enum StatusPage {
         body{font:15px/1.4 system-ui,sans-serif;margin:1.5em auto;max-width:72em;padding:0 1em;color:#1d2330;background:#fafbfc}\
         h1{font-size:1.5em;margin:0 0 .2em}h2{font-size:1.1em;margin:1.4em 0 .4em;border-bottom:1px solid #d8dde6}\
         .meta,.none{color:#5a6476}table{border-collapse:collapse;width:100%}\
-        th,td{text-align:left;padding:.25em .6em;border-bottom:1px solid #e6e9ef;vertical-align:top}\
-        th{font-weight:600;color:#3b4456}code{font-size:.85em;word-break:break-all}\
+        th,td{text-align:left;padding:.25em .6em;border-bottom:1px solid #e6e9ef;vertical-align:top;white-space:nowrap}\
+        th{font-weight:600;color:#3b4456}code{font-size:.85em;word-break:break-all;white-space:normal}\
         progress{width:14em;height:1.1em;vertical-align:middle}tr.error td{color:#9b1c1c}\
         li.off,li.not-configured{color:#5a6476}pre{font-size:.85em;white-space:pre-wrap;word-break:break-all}
         """
