@@ -8,6 +8,7 @@ packages=(
     pkg-config zlib1g-dev liblzma-dev libzstd-dev libcurl4-openssl-dev
     nix-bin busybox-static cpio libarchive-tools zstd xz-utils gzip
     qemu-system-x86 qemu-utils ipxe-qemu ovmf procps util-linux
+    chromium  # headless, for the status page test
 )
 missing=()
 for p in "${packages[@]}"; do

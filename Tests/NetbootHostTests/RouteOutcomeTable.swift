@@ -11,6 +11,7 @@ enum RouteOutcomeTable {
     enum Route: String, CaseIterable, Sendable {
         case root = "/"
         case status = "/status"
+        case healthz = "/healthz"
         case script = "/boot/NAME/netboot.ipxe"
         case kernel = "/boot/NAME/bzImage"
         case initrd = "/boot/NAME/initrd"
@@ -84,6 +85,7 @@ enum RouteOutcomeTable {
             switch route {
             case .root: return "/"
             case .status: return "/status"
+            case .healthz: return "/healthz"
             case .scripted: return "/dispatch/scripted/\(outcome.rawValue)"
             case .disabledSource: return "/dispatch/configuration/rack"
             case .unknownSource: return "/dispatch/nosuchsource/\(system.name)"
@@ -117,6 +119,7 @@ enum RouteOutcomeTable {
     static let answers: [(Route, Outcome, Int, Body)] = [
         (.root, .ok, 200, .line("nix-netboot-serve")),
         (.status, .ok, 200, .any),
+        (.healthz, .ok, 200, .line("ok")),
 
         (.script, .ok, 200, .script(containing: "kernel bzImage initrd=initrd rdinit=/nix/store/")),
         (.script, .badName, 400, .line("not a store path name")),

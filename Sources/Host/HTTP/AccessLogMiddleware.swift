@@ -16,7 +16,7 @@ package struct AccessLogMiddleware: RouterMiddleware {
 
     package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
-        let client = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "-"
+        let client = context.clientLabel
         let logger = context.logger
         let line: @Sendable (Int, Int64, Logger.Level, [String: String]) -> Void = { status, bytes, level, extra in
             var metadata: Logger.Metadata = [

@@ -8,14 +8,15 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// The host's own routes: `/`, `/status` and `/boot/NAME/{netboot.ipxe,bzImage,initrd}`.
+/// The host's boot routes: `/boot/NAME/{netboot.ipxe,bzImage,initrd}` (`/`, `/healthz` and
+/// `/status` are ``StatusRoutes``).
 ///
 /// Every boot source redirects here; these routes are the assembler's front door.
 package struct BootRoutes: Sendable {
     package let store: any NixStore
     package let assembler: InitrdAssembler
     package let validPaths: KnownValidPaths
-    /// The sources: their boot additions for scripts, their lines for `/status`.
+    /// The sources: their boot additions for scripts.
     package let sources: RegistryRouter?
 
     package init(store: any NixStore, assembler: InitrdAssembler, sources: RegistryRouter? = nil) {
@@ -35,8 +36,6 @@ package struct BootRoutes: Sendable {
     /// Adds the routes; every one answers `GET` and `HEAD` (the initrd's `HEAD` skips the packing
     /// lease's body), and `table` learns them for 405 answers.
     package func add(to router: Router<NetbootRequestContext>, table: RouteTable) {
-        router.getAndHead("/", recordingIn: table) { _, _ in "nix-netboot-serve\n" }
-        router.getAndHead("/status", recordingIn: table) { _, _ in try await statusText() }
         router.getAndHead("/boot/:name/netboot.ipxe", recordingIn: table) { request, context in
             try await script(request, context)
         }
@@ -65,6 +64,7 @@ package struct BootRoutes: Sendable {
             guard let sources else { throw PlainTextError(.notFound, "no boot source '\(source)' on this server") }
             let additions = try await BootAdditionsQuery.lookup(source: source, key: key, router: sources, logger: context.logger)
             additionalArguments = additions.kernelArguments
+            assembler.activity.noteRule(client: context.client.address, system: path.name, rule: key)
             if !additions.overlay.isEmpty { overlayURL = BootAdditionsQuery.overlayPath(source: source, key: key) }
         }
         let layout = try await assembler.systemLayout(of: path)
@@ -103,6 +103,7 @@ package struct BootRoutes: Sendable {
     }
 
     func initrd(_ request: Request, _ context: NetbootRequestContext, head: Bool) async throws -> Response {
+        let started = ContinuousClock.now
         let path = try storePath(context)
         if !(await assembler.knowsClosure(of: path)) { try await validPaths.requireValid(path) }
         // Only a NixOS system's closure is packed and served, not any path's.
@@ -113,15 +114,21 @@ package struct BootRoutes: Sendable {
         var headers = EntityTag.immutableHeaders(tag)
         if EntityTag.matches(request.headers[.ifNoneMatch], tag) { return Response(status: .notModified, headers: headers) }
         let initrd = try await assembler.initrd(for: path)
+        let activity = assembler.activity, client = context.client.address
         headers[.contentType] = "application/octet-stream"
         headers[.contentLength] = "\(initrd.size)"
         if head {
             await initrd.release()
             return Response(status: .ok, headers: headers)
         }
+        activity.served(system: path.name, initrdBytes: initrd.size, archives: initrd.closure.count)
         return Response(
             status: .ok, headers: headers,
-            body: Self.body(initrd.bytes(chunkSize: Self.chunkSize), size: initrd.size, channel: context.channel, logger: context.logger) { await initrd.release() })
+            body: Self.body(initrd.bytes(chunkSize: Self.chunkSize), size: initrd.size, channel: context.channel, logger: context.logger) {
+                await initrd.release()
+            } completed: {
+                activity.booted(client: client, system: path.name, bytes: initrd.size, duration: ContinuousClock.now - started)
+            })
     }
 
     /// A body of known length, read chunk by chunk on the connection's event loop (reads of cached
@@ -130,7 +137,7 @@ package struct BootRoutes: Sendable {
     /// connection: never a short body under a full length. The access log reports it (one line).
     static func body(
         _ stream: InitrdByteStream, size: UInt64, channel: any Channel, logger: Logger,
-        done: @escaping @Sendable () async -> Void
+        done: @escaping @Sendable () async -> Void, completed: @escaping @Sendable () -> Void = {}
     ) -> ResponseBody {
         ResponseBody(contentLength: Int(size)) { writer in
             let budget = streamingBudget
@@ -146,6 +153,7 @@ package struct BootRoutes: Sendable {
                     }
                 }
                 try await writer.finish(nil)
+                completed()
                 await done()
             } catch {
                 await done()
@@ -153,27 +161,5 @@ package struct BootRoutes: Sendable {
                 throw error
             }
         }
-    }
-
-    func statusText() async throws -> String {
-        let cache = assembler.cache
-        let packed = await cache.packedCount, entries = await cache.entryCount, bytes = await cache.totalBytes
-        return """
-            codec \(assembler.packer.compressor.name) level \(assembler.packer.level)
-            archives-packed \(packed)
-            archives-cached \(entries)
-            cache-bytes \(bytes)
-
-            """ + (await sourceStatusLines())
-    }
-
-    /// The sources' own `/status` lines, each on one line.
-    func sourceStatusLines() async -> String {
-        guard let sources else { return "" }
-        var text = ""
-        for source in sources.sources where !sources.disabled.contains(source.name) {
-            for line in await source.statusLines(router: sources) { text += PlainTextError.oneLine(line) + "\n" }
-        }
-        return text
     }
 }

@@ -61,7 +61,7 @@ package struct DispatchRoutes: Sendable {
         _ = try IPXEScript.tuningArguments(from: query)  // refuse a bad query before doing any work
         let resolution: Resolution
         do {
-            let client = context.remoteAddress?.ipAddress
+            let client = context.client.address
             resolution = try await source.resolve(DispatchRequest(segments: segments, query: query, client: client, router: router))
         } catch {
             let mapped = PlainTextError.from(error)

@@ -15,8 +15,13 @@ package struct HTTPErrorMiddleware: RouterMiddleware {
     package typealias Context = NetbootRequestContext
 
     package let routes: RouteTable
+    /// Where server failures (5xx but 503) are noted for the status page.
+    package let activity: ServerActivity?
 
-    package init(routes: RouteTable) { self.routes = routes }
+    package init(routes: RouteTable, activity: ServerActivity? = nil) {
+        self.routes = routes
+        self.activity = activity
+    }
 
     package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -26,6 +31,7 @@ package struct HTTPErrorMiddleware: RouterMiddleware {
             // 503 is "still working, ask again": not a failure.
             if rendered.status.code >= 500 && rendered.status != .serviceUnavailable {
                 context.logger.error("request failed", metadata: ["status": "\(rendered.status.code)", "error": "\(error)"])
+                activity?.failed("\(request.method.rawValue) \(request.uri.path): \(rendered.status.code) \(rendered.message)")
             } else {
                 context.logger.debug("request refused", metadata: ["status": "\(rendered.status.code)", "reason": "\(rendered.message)"])
             }

@@ -16,6 +16,8 @@ package actor InitrdAssembler {
     package let store: any NixStore
     package nonisolated let cache: CPIOCache
     package nonisolated let packer: StorePathPacker
+    /// Where packing passes report their progress, and systems and failures are noted.
+    package nonisolated let activity: ServerActivity
     private let logger: Logger
     private var closures = RecentlyUsed<StorePath, [StorePath]>(capacity: rememberedClosures)
     /// One pass per system at a time, shared by its requesters; a pass goes on when they leave
@@ -25,12 +27,13 @@ package actor InitrdAssembler {
     /// The leader and the loader, the same bytes at the head of every initrd (made once, here).
     private let fixedMembers: [Initrd.Member]
 
-    package init(store: any NixStore, cache: CPIOCache, packer: StorePathPacker, logger: Logger) throws {
+    package init(store: any NixStore, cache: CPIOCache, packer: StorePathPacker, logger: Logger, activity: ServerActivity = ServerActivity()) throws {
         self.fixedMembers = [.bytes(try InitrdLayout.makeLeader()), .bytes(try InitrdLayout.makeLoader())]
         self.store = store
         self.cache = cache
         self.packer = packer
         self.logger = logger
+        self.activity = activity
     }
 
     /// What must run while initrds are assembled: the cache and the packing passes.
@@ -135,19 +138,38 @@ package actor InitrdAssembler {
         await cache.release(ready.compactMap { $0?.key })
         let missing = closure.indices.filter { ready[$0] == nil }.map { closure[$0] }
         guard !missing.isEmpty else { return }
-        let acquired = try await acquire(missing)
+        let pass = activity.beginPass(system: root.name)
+        let acquired: [StorePath: CachedArchive]
+        do {
+            // Progress in the log after 2 s, then every 5 s, for as long as the pass runs.
+            acquired = try await withThrowingTaskGroup(of: Void.self, returning: [StorePath: CachedArchive].self) { group in
+                group.addTask { [activity, logger] in await activity.reportProgress(of: pass, to: logger) }
+                defer { group.cancelAll() }
+                return try await self.acquire(missing, pass: pass)
+            }
+        } catch {
+            activity.endPass(pass)
+            if !(error is CancellationError) { activity.failed("packing \(root.name) failed: \(PlainTextError.from(error).message)") }
+            throw error
+        }
         await cache.release(acquired.keys.map(key))
-        logger.info("packed closure", metadata: ["root": "\(root.name)", "paths": "\(closure.count)", "packed": "\(missing.count)"])
+        var summary: Logger.Metadata = ["root": "\(root.name)", "paths": "\(closure.count)", "packed": "\(missing.count)"]
+        if let ended = activity.endPass(pass) {
+            for (name, value) in ended.progress.summaryFields(elapsed: ended.elapsed, cores: packer.workers) { summary[name] = "\(value)" }
+        }
+        logger.info("packed closure", metadata: summary)
     }
 
     /// Acquires (packing as needed) and pins the archives of `paths`; on failure, holds no pins.
     /// The registrations of all of them come from one `nix-store --dump-db`. The first failure
     /// cancels the rest of the pass (queued packings nobody else waits for are not started).
-    private func acquire(_ paths: [StorePath]) async throws -> [StorePath: CachedArchive] {
+    private func acquire(_ paths: [StorePath], pass: UInt64? = nil) async throws -> [StorePath: CachedArchive] {
         let cache = self.cache
         var archives: [StorePath: CachedArchive] = [:]
         do {
             let registrations = try await store.registrations(of: paths)
+            let narSize = { (path: StorePath) in NixDatabaseDump.narSize(of: registrations[path] ?? []) ?? 0 }
+            if let pass { activity.plan(pass, paths: paths.count, bytes: paths.reduce(0) { $0 + narSize($1) }) }
             let packer = self.packer
             try await withThrowingTaskGroup(of: (StorePath, CachedArchive).self) { group in
                 for path in paths {
@@ -168,7 +190,9 @@ package actor InitrdAssembler {
                 }
                 while let result = await group.nextResult() {
                     switch result {
-                    case .success(let (path, archive)): archives[path] = archive
+                    case .success(let (path, archive)):
+                        archives[path] = archive
+                        if let pass { activity.finished(pass, bytes: narSize(path)) }
                     case .failure(let error):
                         group.cancelAll()
                         // Collect the pins the others got before giving up.

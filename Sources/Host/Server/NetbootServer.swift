@@ -18,6 +18,8 @@ package struct NetbootServer: Sendable {
     package let pins: GCRootPins
     /// Packs a system's initrd ahead when a dispatch resolves it (a service of the application).
     package let packAhead: PackAheadService
+    /// `--trusted-proxy`: whose `X-Forwarded-For` names the client.
+    package let trustedProxies: TrustedProxies
     /// The connections with a request in flight, closed when a shutdown's grace is over.
     package let connections = InFlightConnections()
     package let logger: Logger
@@ -54,6 +56,7 @@ package struct NetbootServer: Sendable {
         for name in options.disableSource where registry.source(named: name) == nil {
             throw ValidationError("--disable-source: no source named '\(name)' (sources: \(registry.sources.map(\.name).joined(separator: ", ")))")
         }
+        do { self.trustedProxies = try TrustedProxies(parsing: options.trustedProxy) } catch { throw ValidationError("\(error)") }
         self.options = options
         self.registry = registry
         self.store = store
@@ -70,15 +73,17 @@ package struct NetbootServer: Sendable {
         let table = RouteTable()
         // Every connection with a request in flight is known to the shutdown.
         router.add(middleware: InFlightConnectionsMiddleware(connections: connections))
+        router.add(middleware: ClientAddressMiddleware(proxies: trustedProxies))
         // The access log wraps the error middleware so that it logs the status actually sent.
         router.add(middleware: AccessLogMiddleware())
-        router.add(middleware: HTTPErrorMiddleware(routes: table))
+        router.add(middleware: HTTPErrorMiddleware(routes: table, activity: assembler.activity))
         let packAhead = self.packAhead
         let dispatch = DispatchRoutes(sources: registry.sources, disabled: Set(options.disableSource), pins: pins, assembler: assembler) { path in
             // Warm the initrd while iPXE fetches the script and the kernel.
             packAhead.request(path)
         }
         BootRoutes(store: store, assembler: assembler, sources: dispatch.router).add(to: router, table: table)
+        StatusRoutes(assembler: assembler, sources: dispatch.router, cacheLimitBytes: options.maxCpioCacheBytes).add(to: router, table: table)
         dispatch.add(to: router, table: table)
         BootAdditionRoutes(router: dispatch.router, compressor: overlayCodec.compressor, level: overlayCodec.level).add(to: router, table: table)
         return router

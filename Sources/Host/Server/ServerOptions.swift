@@ -53,6 +53,9 @@ package struct ServerOptions: ParsableArguments, Sendable {
     @Option(help: "Seconds a shutdown (SIGTERM, SIGINT) lets downloads in flight finish before closing their connections.")
     package var shutdownGrace: Double = 30
 
+    @Option(help: ArgumentHelp("A reverse proxy whose X-Forwarded-For names the client (repeatable; an IP address or ADDRESS/BITS).", valueName: "address"))
+    package var trustedProxy: [String] = []
+
     package init() {}
 
     /// `--listen` split into host and port.
