@@ -53,14 +53,15 @@ package final class EventLoopTurns: @unchecked Sendable {
         _ = fcntl(ends[1], F_SETFD, FD_CLOEXEC)
         _ = fcntl(ends[0], F_SETFD, FD_CLOEXEC)
         let turns = EventLoopTurns(eventLoop: eventLoop, wakeDescriptor: ends[1])
+        let readEnd = ends[0]
         return bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(WakeHandler(turns: turns)) }
             }
-            .takingOwnershipOfDescriptor(input: ends[0])
+            .takingOwnershipOfDescriptor(input: readEnd)
             .map { _ in turns }
             .flatMapErrorThrowing { _ in
-                close(ends[0])
+                close(readEnd)
                 turns.stopWatching()
                 return turns
             }
