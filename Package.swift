@@ -10,6 +10,8 @@ let swiftSettings: [SwiftSetting] = [
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+/// swift-metrics' API (like swift-log's): the kit records through it, the host decides where it goes.
+let coreMetrics: Target.Dependency = .product(name: "CoreMetrics", package: "swift-metrics")
 
 /// The modules: codecs and boot sources, each standing on NetbootKit alone. Adding one is one entry
 /// here (its target, wired into the executable and the tests) and one line in the executable.
@@ -43,6 +45,8 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C libraries, as Debian's -dev packages ship them.
@@ -55,7 +59,7 @@ let package = Package(
         .target(
             name: "NetbootKit",
             dependencies: [
-                argumentParser, logging, serviceLifecycle,
+                argumentParser, logging, serviceLifecycle, coreMetrics,
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -80,6 +84,7 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
                 argumentParser, serviceLifecycle,
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                coreMetrics, .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Sources/Host",
             // Not MemberImportVisibility: with NIO in the module, Glibc's `struct stat` is attributed to

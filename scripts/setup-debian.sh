@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything nix-netboot-serve and its tests need on a fresh Debian 12 machine:
 # the C libraries, Nix (single-user, no daemon, no substituters), archive tools, QEMU and iPXE,
-# and a Debian kernel image for the boot tests. Safe to run again.
+# promtool, and a Debian kernel image for the boot tests. Safe to run again.
 set -euo pipefail
 
 packages=(
@@ -19,6 +19,26 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# promtool (Debian's prometheus package), for the test that checks /metrics. The package's own
+# Prometheus server is not wanted: a policy-rc.d that denies service starts, only for this install,
+# only if none exists, keeps it from being started.
+if ! command -v promtool >/dev/null; then
+    echo "setup: installing prometheus (for promtool; its daemon is not started)"
+    export DEBIAN_FRONTEND=noninteractive
+    policy=/usr/sbin/policy-rc.d
+    added_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 0755 "$policy"
+        added_policy=1
+    fi
+    trap '[ "$added_policy" = 1 ] && rm -f "$policy"' EXIT
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    if [ "$added_policy" = 1 ]; then rm -f "$policy"; added_policy=0; fi
+    trap - EXIT
 fi
 
 # Nix, single-user as root: no build users, no sandbox, and no substituters by default

@@ -1,6 +1,8 @@
+import CoreMetrics
 import Logging
 
-/// What the host hands every boot source when it is made: Nix, where state lives, the logger.
+/// What the host hands every boot source when it is made: Nix, where state lives, the logger, and
+/// where the source's metrics go.
 public struct SourceContext: Sendable {
     /// Nix, through typed calls: validity, closures, realising with a GC root, evaluating, building.
     public var store: any NixStore
@@ -9,12 +11,19 @@ public struct SourceContext: Sendable {
     /// Where GC roots live (`--gc-root-dir`).
     public var gcRootDirectory: String
     public var logger: Logger
+    /// Where the source's metrics go (swift-metrics' API; the host serves them on `/metrics`). Pass it
+    /// as `factory:` to each metric: the process-wide `MetricsSystem` is never bootstrapped.
+    public var metrics: any MetricsFactory
 
-    public init(store: any NixStore, stateDirectory: String, gcRootDirectory: String, logger: Logger) {
+    public init(
+        store: any NixStore, stateDirectory: String, gcRootDirectory: String, logger: Logger,
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance
+    ) {
         self.store = store
         self.stateDirectory = stateDirectory
         self.gcRootDirectory = gcRootDirectory
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// `explicit`, or `name` under the state directory.

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import ServiceLifecycle
 
@@ -11,8 +12,16 @@ import ServiceLifecycle
 /// give the same derivation share one build. A build still running after `--build-timeout` answers
 /// 503 `Retry-After` and goes on, so the retry joins it. A failure answers iPXE's retry script with
 /// one line of reason and logs the tail of Nix's stderr. It all runs on two ``WorkCoordinator``s,
-/// which are the owning source's ``BootSource/services``.
+/// which are the owning source's ``BootSource/services``. How long each evaluation and build took
+/// goes to the context's metrics (``DurationMetric``).
 public final class SystemBuildPipeline: Sendable {
+    /// The timers of evaluations and builds, labelled `source` and `outcome` (`success`, `failure`).
+    /// An evaluation cancelled because nobody waits for it any more is not recorded.
+    public enum DurationMetric: String, CaseIterable, Sendable {
+        case evaluation = "nns_evaluation_duration_seconds"
+        case build = "nns_build_duration_seconds"
+    }
+
     /// One system, as a source names it for the pipeline.
     public struct System: Sendable {
         /// The file name of its GC root under `GC_ROOT_DIR`, which also identifies it: evaluations of
@@ -33,14 +42,18 @@ public final class SystemBuildPipeline: Sendable {
     /// The GC roots, each on the result of its system's newest evaluation.
     public let roots: NewestEvaluationRoots
     private let context: SourceContext
+    /// The owning source's name, the `source` label of the duration metrics.
+    private let source: String
     private let buildTimeout: Duration
     private let evaluationTimeout: Duration
     private let evaluations: WorkCoordinator<String, Derivation>
     private let builds: WorkCoordinator<String, StorePath>
 
     /// Checks `options` (`ValidationError` for limits that cannot work) and sets up the coordinators.
-    public init(options: SystemBuildOptions, context: SourceContext) throws {
+    /// `source` is the owning source's name, for its metrics.
+    public init(source: String, options: SystemBuildOptions, context: SourceContext) throws {
         try options.validate()
+        self.source = source
         self.context = context
         self.roots = NewestEvaluationRoots(context: context)
         self.buildTimeout = .seconds(options.buildTimeout)
@@ -57,8 +70,11 @@ public final class SystemBuildPipeline: Sendable {
     /// Evaluates `system` (joining a queued evaluation if there is one), builds the result and answers.
     public func resolve(_ system: System) async throws -> Resolution {
         let store = context.store, limit = evaluationTimeout, evaluate = system.evaluate
+        let evaluationTimer = timer(.evaluation), buildTimer = timer(.build)
         let evaluation: (id: UInt64, drv: Derivation)
-        switch await evaluations.run(system.root, { _ in try await Self.evaluate(within: limit) { try await evaluate(store) } }) {
+        switch await evaluations.run(system.root, { _ in
+            try await Self.timed(evaluationTimer) { try await Self.evaluate(within: limit) { try await evaluate(store) } }
+        }) {
         case .finished(let id, .success(let drv)):
             evaluation = (id, drv)
         case .finished(_, .failure(let error)):
@@ -73,7 +89,10 @@ public final class SystemBuildPipeline: Sendable {
         // The build and the root update belong to the system, not to this request: they go on after
         // a timeout or a disconnect.
         switch await builds.run(drv.path, deadline: buildTimeout, { _ in
-            guard let path = try await store.build(drv).first else { throw SystemBuildError.noOutputs(drv) }
+            let path = try await Self.timed(buildTimer) {
+                guard let path = try await store.build(drv).first else { throw SystemBuildError.noOutputs(drv) }
+                return path
+            }
             await roots.built(drv, path: path)
             return path
         }) {
@@ -85,6 +104,28 @@ public final class SystemBuildPipeline: Sendable {
             return .stillWorking("\(system.subject) is still building; ask again in \(Resolution.retryDelay) seconds")
         case .refused:
             return .stillWorking("too many builds are running; \(system.subject) waits its turn")
+        }
+    }
+
+    /// Records into `timer` how long `work` took and how it ended (`success` or `failure`); nothing
+    /// when it was cancelled.
+    static func timed<Value>(_ timer: @escaping @Sendable (_ outcome: String) -> Timer, _ work: () async throws -> Value) async throws -> Value {
+        let started = ContinuousClock.now
+        do {
+            let result = try await work()
+            timer("success").recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+            return result
+        } catch {
+            if !Task.isCancelled { timer("failure").recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
+            throw error
+        }
+    }
+
+    /// The timer of `metric` for an outcome, in the context's metrics.
+    private func timer(_ metric: DurationMetric) -> @Sendable (String) -> Timer {
+        let factory = context.metrics, source = self.source
+        return { outcome in
+            Timer(label: metric.rawValue, dimensions: [("source", source), ("outcome", outcome)], factory: factory)
         }
     }
 

@@ -27,7 +27,7 @@ public struct ConfigurationSource: BootSourceModule {
     public init(options: Options, context: SourceContext) throws {
         self.directory = context.directory(options.configDir, default: "configurations")
         self.configured = options.configDir != nil
-        self.pipeline = try SystemBuildPipeline(options: options.builds, context: context)
+        self.pipeline = try SystemBuildPipeline(source: "configuration", options: options.builds, context: context)
     }
 
     public var name: String { "configuration" }

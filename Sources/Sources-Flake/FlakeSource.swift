@@ -16,7 +16,7 @@ public struct FlakeSource: BootSourceModule {
     /// Checks the options (`ValidationError` for a bad `--flake` value or limit) and keeps the context.
     public init(options: Options, context: SourceContext) throws {
         self.flakes = try AllowedFlake.parseAll(options.flakes)
-        self.pipeline = try SystemBuildPipeline(options: options.builds, context: context)
+        self.pipeline = try SystemBuildPipeline(source: "flake", options: options.builds, context: context)
     }
 
     public var name: String { "flake" }

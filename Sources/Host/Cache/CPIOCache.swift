@@ -56,6 +56,10 @@ package actor CPIOCache: Service {
     package private(set) var verifiedBytes: UInt64 = 0
     /// How many entries were dropped because their file vanished, changed size or failed verification.
     package private(set) var droppedCount = 0
+    /// The most bytes of archives kept (`--max-cpio-cache-bytes`).
+    package nonisolated let capacity: UInt64
+    /// Where packings, evictions and verifications are counted.
+    package nonisolated let metrics: ServerMetrics?
 
     static let temporaryPrefix = ".nns-tmp-"
 
@@ -67,8 +71,10 @@ package actor CPIOCache: Service {
     ///
     /// - Throws: ``CacheError/notWritable(directory:reason:)`` if the directory cannot be created or
     ///   written: the server refuses to start rather than fail every boot that needs a packing.
-    package init(directory: String, capacity: UInt64, jobs: Int, logger: Logger) throws {
+    package init(directory: String, capacity: UInt64, jobs: Int, logger: Logger, metrics: ServerMetrics? = nil) throws {
         self.directory = directory
+        self.capacity = capacity
+        self.metrics = metrics
         self.state = CacheStateMachine(capacity: capacity)
         self.logger = logger
         let jobs = max(1, jobs)
@@ -125,6 +131,12 @@ package actor CPIOCache: Service {
         applyReleasedSoon()
         audit()
         return state.count
+    }
+
+    /// Archives and their bytes as the index has them now, without checking the disk (for metrics).
+    package var indexedUsage: (archives: Int, bytes: UInt64) {
+        applyReleasedSoon()
+        return (state.count, state.totalBytes)
     }
 
     /// Bytes of the archives on disk, checked like ``entryCount``.
@@ -252,6 +264,7 @@ package actor CPIOCache: Service {
         checksums[key] = nil
         Self.remove(archive.path)
         droppedCount += 1
+        metrics?.vanished()
         logger.warning("cached archive vanished or changed size; dropped, it will be packed again", metadata: [
             "path": "\(key.path.name)", "file": "\(archive.path)",
         ])
@@ -304,6 +317,7 @@ package actor CPIOCache: Service {
             state.verificationSucceeded(key)
             verifiedCount += 1
             verifiedBytes += checksum.size
+            metrics?.verified(matched: true)
             logger.trace("verified", metadata: ["path": "\(key.path.name)", "bytes": "\(checksum.size)", "duration": "\(duration)"])
             return
         }
@@ -311,6 +325,7 @@ package actor CPIOCache: Service {
         checksums[key] = nil
         Self.remove(expected.path)
         droppedCount += 1
+        metrics?.verified(matched: false)
         let what: String
         switch found {
         case .success(let checksum): what = "read \(checksum), expected \(expected.checksum)"
@@ -326,7 +341,10 @@ package actor CPIOCache: Service {
     /// The work of one packing job: packs `key`, retrying once after making room if the disk is
     /// full. A job queued before the disk was found full is not started.
     private func pack(_ key: CacheKey, generation: UInt64, estimatedSize: UInt64, planner: @escaping Planner) async throws -> ArchiveChecksum {
-        guard generation == outOfSpaceGeneration else { throw CacheError.outOfSpace }
+        guard generation == outOfSpaceGeneration else {
+            metrics?.packingFailed(codec: key.codec, outOfSpace: true)
+            throw CacheError.outOfSpace
+        }
         let clock = ContinuousClock()
         let started = clock.now
         var result = await Self.pack(key, directory: directory, pool: threadPool, planner: planner)
@@ -346,14 +364,17 @@ package actor CPIOCache: Service {
         case .success(let checksum):
             logger.debug("packed", metadata: ["path": "\(key.path.name)", "bytes": "\(checksum.size)", "duration": "\(clock.now - started)"])
             packedCount += 1
+            metrics?.archivePacked(codec: key.codec, duration: clock.now - started, inputBytes: estimatedSize, outputBytes: checksum.size)
             checksums[key] = checksum
             evict(state.packingSucceeded(key, size: checksum.size))
             return checksum
         case .failure(let error):
             switch error {
-            case CacheError.outOfSpace: break
+            case CacheError.outOfSpace: metrics?.packingFailed(codec: key.codec, outOfSpace: true)
             case is CancellationError: logger.notice("packing cancelled (shutting down); its temporary is removed", metadata: ["path": "\(key.path.name)"])
-            default: logger.error("packing failed", metadata: ["path": "\(key.path.name)", "error": "\(error)"])
+            default:
+                metrics?.packingFailed(codec: key.codec, outOfSpace: false)
+                logger.error("packing failed", metadata: ["path": "\(key.path.name)", "error": "\(error)"])
             }
             throw error
         }
@@ -458,6 +479,7 @@ package actor CPIOCache: Service {
         for key in keys {
             if let checksum = checksums.removeValue(forKey: key) { Self.remove(filePath(key, checksum)) }
         }
+        metrics?.evicted(keys.count)
         if !keys.isEmpty {
             logger.debug("evicted", metadata: ["archives": "\(keys.count)", "bytes": "\(state.totalBytes)"])
         }

@@ -4,7 +4,8 @@ import Logging
 import NIOCore
 
 /// One log line per request once its response is complete: method, path, status, bytes sent,
-/// duration and client address.
+/// duration and client address; and the same request counted in the server's metrics (by route
+/// template, never by path).
 ///
 /// It sits outside ``HTTPErrorMiddleware``, so it sees every request's final status. The line is
 /// `info`, also for a download the client gave up on (`aborted`); it is `error` only when the body
@@ -12,13 +13,20 @@ import NIOCore
 package struct AccessLogMiddleware: RouterMiddleware {
     package typealias Context = NetbootRequestContext
 
-    package init() {}
+    package let metrics: ServerMetrics?
+
+    package init(metrics: ServerMetrics? = nil) {
+        self.metrics = metrics
+    }
 
     package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         let client = context.clientLabel
-        let logger = context.logger
+        // The router fills the route template in later, into this shared box.
+        let logger = context.logger, metrics = self.metrics, route = context.coreContext.endpointPath
         let line: @Sendable (Int, Int64, Logger.Level, [String: String]) -> Void = { status, bytes, level, extra in
+            metrics?.requestCompleted(
+                route: route.value, method: request.method.rawValue, status: status, bytes: bytes, duration: ContinuousClock.now - start)
             var metadata: Logger.Metadata = [
                 "method": "\(request.method.rawValue)", "path": "\(PlainTextError.oneLine(request.uri.path))", "status": "\(status)",
                 "bytes": "\(bytes)", "duration": "\(ContinuousClock.now - start)", "client": "\(client)",

@@ -13,27 +13,30 @@ package struct DispatchRoutes: Sendable {
     package let onResolved: @Sendable (StorePath) -> Void
     /// Reads the layout of a resolved path: one that is no bootable system gets the retry script.
     package let assembler: InitrdAssembler?
+    /// Where each dispatch's outcome is counted.
+    package let metrics: ServerMetrics?
 
     package init(
         sources: [any BootSource], disabled: Set<String> = [], pins: GCRootPins?, assembler: InitrdAssembler? = nil,
-        onResolved: @escaping @Sendable (StorePath) -> Void = { _ in }
+        metrics: ServerMetrics? = nil, onResolved: @escaping @Sendable (StorePath) -> Void = { _ in }
     ) {
         self.sources = sources
         self.disabled = disabled
         self.pins = pins
         self.assembler = assembler
+        self.metrics = metrics
         self.onResolved = onResolved
     }
 
     package func add(to router: Router<NetbootRequestContext>, table: RouteTable) {
         router.getAndHead("/dispatch/:source/**", recordingIn: table) { request, context in
-            try await dispatch(request, context)
+            try await countedDispatch(request, context)
         }
         // `/dispatch/NAME` itself, for the sources that take no segment.
         for source in sources where source.acceptsEmptyPath {
             let name = source.name
             router.getAndHead(RouterPath("/dispatch/\(name)"), recordingIn: table) { request, context in
-                try await dispatch(request, context, source: name)
+                try await countedDispatch(request, context, source: name)
             }
         }
     }
@@ -41,7 +44,27 @@ package struct DispatchRoutes: Sendable {
     /// The sources as the sources see each other.
     package var router: RegistryRouter { RegistryRouter(sources: sources, disabled: disabled) }
 
-    func dispatch(_ request: Request, _ context: NetbootRequestContext, source fixedName: String? = nil) async throws -> Response {
+    /// ``dispatch(_:_:source:waiting:)``, its outcome counted by source (`unknown` for a name that is
+    /// no registered source: names from the URL never become labels).
+    func countedDispatch(_ request: Request, _ context: NetbootRequestContext, source fixedName: String? = nil) async throws -> Response {
+        let name = fixedName ?? context.parameters.get("source") ?? ""
+        let label = sources.contains { $0.name == name } ? name : "unknown"
+        var waiting = false
+        do {
+            let response = try await dispatch(request, context, source: fixedName, waiting: &waiting)
+            metrics?.dispatched(source: label, outcome: waiting ? .waiting : DispatchOutcome(status: Int(response.status.code)))
+            return response
+        } catch {
+            let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            metrics?.dispatched(source: label, outcome: DispatchOutcome(status: status))
+            throw error
+        }
+    }
+
+    /// Answers a dispatch; sets `waiting` when the answer is a retry script without a failure.
+    func dispatch(
+        _ request: Request, _ context: NetbootRequestContext, source fixedName: String?, waiting: inout Bool
+    ) async throws -> Response {
         let name = fixedName ?? context.parameters.get("source") ?? ""
         guard let source = sources.first(where: { $0.name == name }) else {
             let names = sources.map(\.name).filter { !disabled.contains($0) }.joined(separator: ", ")
@@ -86,6 +109,7 @@ package struct DispatchRoutes: Sendable {
         case .failed(let reason):
             return Self.retryScript(reason: reason, request: request)
         case .waitAndRetry(let lines, let seconds):
+            waiting = true
             return Self.retryScript(lines: lines, seconds: seconds, request: request)
         }
         // No dead end: a path that is not a bootable system (or not with this query) gets the
@@ -103,6 +127,7 @@ package struct DispatchRoutes: Sendable {
         onResolved(path)
         var location = "/boot/\(path.urlSegment)/netboot.ipxe"
         if let additions {
+            metrics?.machineBooted(source: name, rule: additions.key)
             location += "?" + BootAdditionsQuery.appending(source: name, key: additions.key, to: query)
         } else if let query, !query.isEmpty {
             location += "?" + query

@@ -97,6 +97,7 @@ package actor InitrdAssembler {
     private func pinArchives(root: StorePath, closure: [StorePath], keys: [CacheKey]) async throws -> [CachedArchive] {
         let cache = self.cache
         var archives = await cache.pin(keys)
+        cache.metrics?.cacheLookedUp(hits: archives.count { $0 != nil }, misses: archives.count { $0 == nil })
         if archives.contains(nil) {
             do {
                 switch await packingPasses.run(root, { _ in try await self.packingPass(root: root, closure: closure) }) {

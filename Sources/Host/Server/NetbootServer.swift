@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import ArgumentParser
+import CoreMetrics
 import Hummingbird
 import Logging
 import NIOCore
@@ -22,13 +23,16 @@ package struct NetbootServer: Sendable {
     package let trustedProxies: TrustedProxies
     /// The connections with a request in flight, closed when a shutdown's grace is over.
     package let connections = InFlightConnections()
+    /// What `/metrics` answers: counted by the routes, the cache and (through their context) the sources.
+    package let metrics: ServerMetrics
     package let logger: Logger
 
     /// Validates the options against the registry and opens the cache. `storeDirectory` (where store
-    /// paths are read) is Nix's unless a test stands in for the store.
+    /// paths are read) is Nix's unless a test stands in for the store. `metrics` should be the one
+    /// the sources' context records into (see ``sourceContext(options:store:logger:metrics:)``).
     package init(
         options: ServerOptions, registry: ModuleRegistry, store: any NixStore = NixStoreCLI(), logger: Logger,
-        storeDirectory: String = StorePath.storeDirectory
+        storeDirectory: String = StorePath.storeDirectory, metrics: ServerMetrics = ServerMetrics()
     ) throws {
         guard let compressor = registry.compressor(named: options.compression) else {
             throw ValidationError("--compression takes one of \(registry.compressorNames.joined(separator: ", ")), not '\(options.compression)'")
@@ -41,7 +45,7 @@ package struct NetbootServer: Sendable {
         try FileSystem.createDirectories(options.stateDir)
         let cache = try CPIOCache(
             directory: options.directory(options.cpioCacheDir, "cpio-cache"), capacity: options.maxCpioCacheBytes,
-            jobs: jobs, logger: logger)
+            jobs: jobs, logger: logger, metrics: metrics)
         let gcRoots = options.directory(options.gcRootDir, "gc-roots")
         try FileSystem.createDirectories(gcRoots)
         guard options.pinLifetime >= 0 else { throw ValidationError("--pin-lifetime must not be negative") }
@@ -64,6 +68,7 @@ package struct NetbootServer: Sendable {
             store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: level, storeDirectory: storeDirectory, workers: jobs), logger: logger)
         self.assembler = assembler
         self.packAhead = PackAheadService(assembler: assembler, logger: logger)
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -75,10 +80,12 @@ package struct NetbootServer: Sendable {
         router.add(middleware: InFlightConnectionsMiddleware(connections: connections))
         router.add(middleware: ClientAddressMiddleware(proxies: trustedProxies))
         // The access log wraps the error middleware so that it logs the status actually sent.
-        router.add(middleware: AccessLogMiddleware())
+        router.add(middleware: AccessLogMiddleware(metrics: metrics))
         router.add(middleware: HTTPErrorMiddleware(routes: table, activity: assembler.activity))
         let packAhead = self.packAhead
-        let dispatch = DispatchRoutes(sources: registry.sources, disabled: Set(options.disableSource), pins: pins, assembler: assembler) { path in
+        let dispatch = DispatchRoutes(
+            sources: registry.sources, disabled: Set(options.disableSource), pins: pins, assembler: assembler, metrics: metrics
+        ) { path in
             // Warm the initrd while iPXE fetches the script and the kernel.
             packAhead.request(path)
         }
@@ -86,6 +93,7 @@ package struct NetbootServer: Sendable {
         StatusRoutes(assembler: assembler, sources: dispatch.router, cacheLimitBytes: options.maxCpioCacheBytes).add(to: router, table: table)
         dispatch.add(to: router, table: table)
         BootAdditionRoutes(router: dispatch.router, compressor: overlayCodec.compressor, level: overlayCodec.level).add(to: router, table: table)
+        MetricsRoute(metrics: metrics, cache: assembler.cache).add(to: router, table: table)
         return router
     }
 
@@ -137,11 +145,12 @@ package struct NetbootServer: Sendable {
     }
 
     /// What boot sources are made with: the store (remembering recent validity answers for a minute,
-    /// see ``RecentlyValidStore``), state and GC-root directories, the logger.
-    package static func sourceContext(options: ServerOptions, store: any NixStore, logger: Logger) -> SourceContext {
+    /// see ``RecentlyValidStore``), state and GC-root directories, the logger, the server's metrics.
+    package static func sourceContext(options: ServerOptions, store: any NixStore, logger: Logger, metrics: ServerMetrics? = nil) -> SourceContext {
         SourceContext(
             store: RecentlyValidStore(base: store), stateDirectory: options.stateDir,
-            gcRootDirectory: options.directory(options.gcRootDir, "gc-roots"), logger: logger)
+            gcRootDirectory: options.directory(options.gcRootDir, "gc-roots"), logger: logger,
+            metrics: metrics?.factory ?? NOOPMetricsHandler.instance)
     }
 
     /// Raises the soft limit of open files toward `wanted`, within the hard limit. Returns the new soft limit.

@@ -90,11 +90,12 @@ package enum ServerCommand {
         let server = options.server
         let files = NetbootServer.raiseOpenFileLimit(to: server.openFiles)
         let store = NixStoreCLI()
-        let context = NetbootServer.sourceContext(options: server, store: store, logger: logger)
+        let metrics = ServerMetrics()
+        let context = NetbootServer.sourceContext(options: server, store: store, logger: logger, metrics: metrics)
         var registry = ModuleRegistry()
         for codec in codecs { try registry.register(compressor: codec) }
         for source in sources { try registry.register(source: try source.make(context)) }
-        let netboot = try NetbootServer(options: server, registry: registry, store: store, logger: logger)
+        let netboot = try NetbootServer(options: server, registry: registry, store: store, logger: logger, metrics: metrics)
         logger.info("starting", metadata: [
             "listen": "\(server.listen)", "compression": "\(netboot.assembler.packer.compressor.name)",
             "level": "\(netboot.assembler.packer.level)", "open-files": "\(files)", "max-connections": "\(netboot.connectionLimit)",
