@@ -23,21 +23,9 @@ if [[ " ${missing[*]} " == *" nginx-light "* ]] && command -v nginx >/dev/null; 
 fi
 if [ -n "${missing[*]// /}" ]; then
     echo "bench: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    # Keep the package from starting a system-wide nginx on port 80: the benchmark starts its own on
-    # loopback. A policy-rc.d that denies service starts, only for this install, only if none exists.
-    policy=/usr/sbin/policy-rc.d
-    added_policy=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod 0755 "$policy"
-        added_policy=1
-    fi
-    trap '[ "$added_policy" = 1 ] && rm -f "$policy"' EXIT
-    apt-get update -qq
+    # Without a system-wide nginx on port 80: the benchmark starts its own on loopback.
     # shellcheck disable=SC2068
-    apt-get install -y -qq --no-install-recommends ${missing[@]} >/dev/null
-    if [ "$added_policy" = 1 ]; then rm -f "$policy"; added_policy=0; fi
+    bash "$repo/scripts/apt-install.sh" ${missing[@]}
 fi
 
 bash "$repo/scripts/setup-debian.sh"

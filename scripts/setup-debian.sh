@@ -21,24 +21,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# promtool (Debian's prometheus package), for the test that checks /metrics. The package's own
-# Prometheus server is not wanted: a policy-rc.d that denies service starts, only for this install,
-# only if none exists, keeps it from being started.
+# promtool (Debian's prometheus package), for the test that checks /metrics; the package's own
+# Prometheus server is never started.
 if ! command -v promtool >/dev/null; then
     echo "setup: installing prometheus (for promtool; its daemon is not started)"
-    export DEBIAN_FRONTEND=noninteractive
-    policy=/usr/sbin/policy-rc.d
-    added_policy=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod 0755 "$policy"
-        added_policy=1
-    fi
-    trap '[ "$added_policy" = 1 ] && rm -f "$policy"' EXIT
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-    if [ "$added_policy" = 1 ]; then rm -f "$policy"; added_policy=0; fi
-    trap - EXIT
+    bash "$(dirname "$0")/apt-install.sh" prometheus
 fi
 
 # Nix, single-user as root: no build users, no sandbox, and no substituters by default
