@@ -23,22 +23,19 @@ package enum StatusPage {
             archives packing: \(report.packingsRunning), queued: \(report.packingsQueued) · \(escape(UTCTime.readable(activity.time))) UTC</p>
 
             """
-        html += "<section id=\"packing\"><h2>Packing now</h2>\n"
-        if activity.passes.isEmpty {
-            html += "<p class=\"none\">Nothing is being packed.</p>\n"
-        } else {
-            html += "<table><tr><th>System</th><th>Progress</th><th>Paths</th><th>Bytes</th><th>Elapsed</th><th>Left</th></tr>\n"
-            for (progress, elapsed) in activity.passes {
+        html += tableSection(
+            id: "packing", title: "Packing now", empty: "Nothing is being packed.", rowClass: "pass",
+            headers: ["System", "Progress", "Paths", "Bytes", "Elapsed", "Left"],
+            rows: activity.passes.map { progress, elapsed in
                 let percent = Int(progress.fraction * 100)
-                html += "<tr class=\"pass\"><td><code>\(escape(progress.system))</code></td>"
-                html += "<td><progress class=\"packing\" max=\"1000\" value=\"\(Int(progress.fraction * 1000))\">\(percent) %</progress> \(percent) %</td>"
-                html += "<td>\(progress.donePaths) / \(progress.totalPaths)</td>"
-                html += "<td>\(bytes(progress.doneBytes)) / \(bytes(progress.totalBytes))</td>"
-                html += "<td>\(duration(elapsed))</td><td>\(progress.remaining(after: elapsed).map(duration) ?? "…")</td></tr>\n"
-            }
-            html += "</table>\n"
-        }
-        html += "</section>\n"
+                return [
+                    "<code>\(escape(progress.system))</code>",
+                    "<progress class=\"packing\" max=\"1000\" value=\"\(Int(progress.fraction * 1000))\">\(percent) %</progress> \(percent) %",
+                    "\(progress.donePaths) / \(progress.totalPaths)",
+                    "\(bytes(progress.doneBytes)) / \(bytes(progress.totalBytes))",
+                    duration(elapsed), progress.remaining(after: elapsed).map(duration) ?? "…",
+                ]
+            })
 
         let limit = max(report.cacheLimitBytes, 1)
         html += """
@@ -50,33 +47,25 @@ package enum StatusPage {
 
             """
 
-        html += "<section id=\"systems\"><h2>Recent systems</h2>\n"
-        if activity.systems.isEmpty {
-            html += "<p class=\"none\">No system served yet.</p>\n"
-        } else {
-            html += "<table><tr><th>System</th><th>Initrd</th><th>Archives</th><th>Cold pack</th><th>Last served</th><th>Served</th></tr>\n"
-            for system in activity.systems {
-                html += "<tr class=\"system\"><td><code>\(escape(system.name))</code></td><td>\(system.initrdBytes.map(bytes) ?? "–")</td>"
-                html += "<td>\(system.archives.map { "\($0)" } ?? "–")</td><td>\(system.coldPack.map(duration) ?? "–")</td>"
-                html += "<td>\(system.lastServed.map { escape(UTCTime.readable($0)) } ?? "–")</td><td>\(system.served)</td></tr>\n"
-            }
-            html += "</table>\n"
-        }
-        html += "</section>\n"
-
-        html += "<section id=\"boots\"><h2>Recent boots</h2>\n"
-        if activity.boots.isEmpty {
-            html += "<p class=\"none\">No initrd downloaded yet.</p>\n"
-        } else {
-            html += "<table><tr><th>Time (UTC)</th><th>Client</th><th>Rule</th><th>System</th><th>Bytes</th><th>Seconds</th></tr>\n"
-            for boot in activity.boots {
-                html += "<tr class=\"boot\"><td>\(escape(UTCTime.readable(boot.time)))</td><td>\(escape(boot.client))</td>"
-                html += "<td>\(boot.rule.map(escape) ?? "–")</td><td><code>\(escape(boot.system))</code></td>"
-                html += "<td>\(bytes(boot.bytes))</td><td>\(PackingProgress.seconds(boot.duration))</td></tr>\n"
-            }
-            html += "</table>\n"
-        }
-        html += "</section>\n"
+        html += tableSection(
+            id: "systems", title: "Recent systems", empty: "No system served yet.", rowClass: "system",
+            headers: ["System", "Initrd", "Archives", "Cold pack", "Last served", "Served"],
+            rows: activity.systems.map { system in
+                [
+                    "<code>\(escape(system.name))</code>", system.initrdBytes.map(bytes) ?? "–",
+                    system.archives.map { "\($0)" } ?? "–", system.coldPack.map(duration) ?? "–",
+                    system.lastServed.map { escape(UTCTime.readable($0)) } ?? "–", "\(system.served)",
+                ]
+            })
+        html += tableSection(
+            id: "boots", title: "Recent boots", empty: "No initrd downloaded yet.", rowClass: "boot",
+            headers: ["Time (UTC)", "Client", "Rule", "System", "Bytes", "Seconds"],
+            rows: activity.boots.map { boot in
+                [
+                    escape(UTCTime.readable(boot.time)), escape(boot.client), boot.rule.map(escape) ?? "–",
+                    "<code>\(escape(boot.system))</code>", bytes(boot.bytes), PackingProgress.seconds(boot.duration),
+                ]
+            })
 
         html += "<section id=\"sources\"><h2>Sources</h2>\n<ul>\n"
         for source in report.sources {
@@ -90,18 +79,24 @@ package enum StatusPage {
         }
         html += "</section>\n"
 
-        html += "<section id=\"errors\"><h2>Recent errors</h2>\n"
-        if activity.errors.isEmpty {
-            html += "<p class=\"none\">None.</p>\n"
+        html += tableSection(
+            id: "errors", title: "Recent errors", empty: "None.", rowClass: "error", headers: ["Time (UTC)", "Error"],
+            rows: activity.errors.map { [escape(UTCTime.readable($0.time)), escape($0.message)] })
+        html += "<p class=\"meta\">Also: <a href=\"/status\">/status</a> (text, or JSON with <code>Accept: application/json</code>) · <a href=\"/healthz\">/healthz</a></p>\n</body></html>\n"
+        return html
+    }
+
+    /// A section holding a table of `rows` (cells already HTML), or one line saying it is empty.
+    static func tableSection(id: String, title: String, empty: String, rowClass: String, headers: [String], rows: [[String]]) -> String {
+        var html = "<section id=\"\(id)\"><h2>\(title)</h2>\n"
+        if rows.isEmpty {
+            html += "<p class=\"none\">\(empty)</p>\n"
         } else {
-            html += "<table><tr><th>Time (UTC)</th><th>Error</th></tr>\n"
-            for failure in activity.errors {
-                html += "<tr class=\"error\"><td>\(escape(UTCTime.readable(failure.time)))</td><td>\(escape(failure.message))</td></tr>\n"
-            }
+            html += "<table><tr>" + headers.map { "<th>\($0)</th>" }.joined() + "</tr>\n"
+            for row in rows { html += "<tr class=\"\(rowClass)\">" + row.map { "<td>\($0)</td>" }.joined() + "</tr>\n" }
             html += "</table>\n"
         }
-        html += "</section>\n<p class=\"meta\">Also: <a href=\"/status\">/status</a> (text, or JSON with <code>Accept: application/json</code>) · <a href=\"/healthz\">/healthz</a></p>\n</body></html>\n"
-        return html
+        return html + "</section>\n"
     }
 
     /// `text` safe inside HTML text and attribute values.
