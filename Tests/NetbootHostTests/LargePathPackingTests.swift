@@ -126,10 +126,8 @@ final class LargePathPackingTests: XCTestCase {
             let cache = running(try CPIOCache(directory: dir, capacity: 1 << 30, jobs: jobs, logger: logger))
             let packer = StorePathPacker(compressor: ZstdCompressor(), level: 3, storeDirectory: store, workers: workers)
             let registration = self.registration
-            let archive = try await cache.acquire(CacheKey(path: path, codec: "zstd", level: 3)) {
-                let plan = try packer.plan(path, registration: registration)
-                return plan.members.members.indices.map { index in { sink in sink = try plan.pack(member: index, into: sink) } }
-            }
+            let archive = try await cache.acquire(
+                CacheKey(path: path, codec: "zstd", level: 3), planner: packer.planner(path, registration: registration))
             files.append([UInt8](try Data(contentsOf: URL(fileURLWithPath: archive.path))))
             XCTAssertEqual(try ArchiveChecksum.ofFile(at: archive.path), archive.checksum, "the joined checksum is the file's")
             XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).count, 1, "no part left behind")

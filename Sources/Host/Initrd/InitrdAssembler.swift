@@ -177,15 +177,11 @@ package actor InitrdAssembler {
                     let registration = registrations[path] ?? []
                     let key = self.key(path)
                     // Largest first, so that a big path does not start last and finish alone.
-                    let narSize = NixDatabaseDump.narSize(of: registration) ?? 0
+                    let size = narSize(path)
                     group.addTask {
                         // A large path is cut into members, written at the same time on every core.
-                        let archive = try await cache.acquire(key, priority: narSize, estimatedSize: narSize) {
-                            let plan = try packer.plan(path, registration: registration)
-                            return plan.members.members.indices.map { index in
-                                { sink in sink = try plan.pack(member: index, into: sink) }
-                            }
-                        }
+                        let archive = try await cache.acquire(
+                            key, priority: size, estimatedSize: size, planner: packer.planner(path, registration: registration))
                         return (path, archive)
                     }
                 }
@@ -209,5 +205,15 @@ package actor InitrdAssembler {
             throw error
         }
         return archives
+    }
+}
+
+extension StorePathPacker {
+    /// The cache's planner for `path`: walks it, cuts it into members, one producer per member.
+    package func planner(_ path: StorePath, registration: [UInt8]) -> CPIOCache.Planner {
+        {
+            let plan = try plan(path, registration: registration)
+            return plan.members.members.indices.map { index in { sink in sink = try plan.pack(member: index, into: sink) } }
+        }
     }
 }
