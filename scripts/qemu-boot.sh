@@ -2,11 +2,15 @@
 # Netboots a QEMU guest with the real iPXE ROM from an HTTP server on 127.0.0.1 and waits for the
 # boot-test init (Tests/fixtures/boot/system.nix) to report.
 #
-# usage: scripts/qemu-boot.sh --port PORT --url PATH [--uefi] [--mac MAC] [--timeout SECONDS] [--log FILE]
+# usage: scripts/qemu-boot.sh (--port PORT --url PATH | --tap IFNAME) [--uefi] [--mac MAC] [--timeout SECONDS] [--log FILE]
 #
 #   --port PORT       the HTTP server's port on 127.0.0.1
 #   --url PATH        the path iPXE fetches first (its DHCP boot file is http://10.0.2.100PATH),
 #                     e.g. /netboot.ipxe; must start with "/"
+#   --tap IFNAME      instead: the existing tap device IFNAME (run the script in its network
+#                     namespace), on a network whose DHCP tells the firmware what to boot. The NIC
+#                     is then the firmware's own: under --uefi a virtio-net-pci without option ROM
+#                     (OVMF's PXE client), else an e1000 with iPXE's ROM
 #   --uefi            boot OVMF on q35 instead of SeaBIOS on pc
 #   --mac MAC         the network card's MAC address (default: QEMU's 52:54:00:12:34:56)
 #   --timeout SECONDS give up after this long (default 240)
@@ -21,16 +25,17 @@
 set -euo pipefail
 
 usage() {
-    sed -n '5,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '5,17p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 die() { echo "qemu-boot: $*" >&2; exit 2; }
 
-port="" url="" uefi=0 timeout=240 log="" mac=""
+port="" url="" tap="" uefi=0 timeout=240 log="" mac=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --port) [ $# -ge 2 ] || usage; port=$2; shift 2 ;;
         --url) [ $# -ge 2 ] || usage; url=$2; shift 2 ;;
+        --tap) [ $# -ge 2 ] || usage; tap=$2; shift 2 ;;
         --uefi) uefi=1; shift ;;
         --mac) [ $# -ge 2 ] || usage; mac=$2; shift 2 ;;
         --timeout) [ $# -ge 2 ] || usage; timeout=$2; shift 2 ;;
@@ -39,8 +44,12 @@ while [ $# -gt 0 ]; do
         *) echo "qemu-boot: unknown argument $1" >&2; usage ;;
     esac
 done
-[[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -ge 1 ] && [ "$port" -le 65535 ] || die "--port needs a port number"
-[[ "$url" == /* ]] || die "--url needs a path starting with /"
+if [ -n "$tap" ]; then
+    [[ "$tap" =~ ^[A-Za-z0-9_.-]{1,15}$ ]] || die "--tap needs an interface name"
+else
+    [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -ge 1 ] && [ "$port" -le 65535 ] || die "--port needs a port number"
+    [[ "$url" == /* ]] || die "--url needs a path starting with /"
+fi
 [ -z "$mac" ] || [[ "$mac" =~ ^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$ ]] || die "--mac needs a MAC address such as 52:54:00:12:34:56"
 [[ "$timeout" =~ ^[0-9]+$ ]] && [ "$timeout" -gt 0 ] || die "--timeout needs a positive number of seconds"
 
@@ -111,9 +120,17 @@ args=(
     -display none
     -serial "file:$(qemu_escape "$log")"
     -monitor none
-    -netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-cmd:$(qemu_escape "$work/relay"),bootfile=$(qemu_escape "http://10.0.2.100$url")"
-    -device "e1000,netdev=n0,romfile=$rom,bootindex=0${mac:+,mac=$mac}"
 )
+if [ -z "$tap" ]; then
+    args+=(
+        -netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-cmd:$(qemu_escape "$work/relay"),bootfile=$(qemu_escape "http://10.0.2.100$url")"
+        -device "e1000,netdev=n0,romfile=$rom,bootindex=0${mac:+,mac=$mac}"
+    )
+elif [ $uefi -eq 1 ]; then
+    args+=(-netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" -device "virtio-net-pci,netdev=n0,romfile=,bootindex=0${mac:+,mac=$mac}")
+else
+    args+=(-netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" -device "e1000,netdev=n0,romfile=$rom,bootindex=0${mac:+,mac=$mac}")
+fi
 if [ $uefi -eq 1 ]; then
     cp "$ovmf_vars" "$work/OVMF_VARS.fd"
     args+=(
@@ -130,7 +147,11 @@ fi
 
 firmware=BIOS
 [ $uefi -eq 0 ] || firmware=UEFI
-echo "qemu-boot: $firmware boot of http://10.0.2.100$url via 127.0.0.1:$port (timeout ${timeout}s, log $log)" >&2
+if [ -n "$tap" ]; then
+    echo "qemu-boot: $firmware network boot on $tap (timeout ${timeout}s, log $log)" >&2
+else
+    echo "qemu-boot: $firmware boot of http://10.0.2.100$url via 127.0.0.1:$port (timeout ${timeout}s, log $log)" >&2
+fi
 start=$SECONDS
 qemu-system-x86_64 "${args[@]}" </dev/null >"$work/qemu.out" 2>&1 &
 qemu_pid=$!

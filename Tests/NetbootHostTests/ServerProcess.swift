@@ -1,12 +1,14 @@
 import Foundation
 import XCTest
 
-/// The real server binary, started as a child on a free loopback port and stopped by PID.
+/// The real server binary, started as a child (by default on a free loopback port) and stopped by PID.
 final class ServerProcess: @unchecked Sendable {
     let process = Process()
     let logPath: String
     /// The `--state-dir` this helper chose (nil when the arguments name one).
     let stateDirectory: String?
+    /// The address the server listens on (`listen`'s host).
+    let host: String
     private(set) var port = 0
 
     /// The built `nix-netboot-serve` next to the test bundle, or `NNS_SERVER_BINARY` (to run the live
@@ -22,15 +24,17 @@ final class ServerProcess: @unchecked Sendable {
         return repositoryRoot + "/.build/debug/nix-netboot-serve"
     }
 
-    /// Starts the server with `arguments` (a free port is chosen), optionally under `prefix` (e.g. prlimit).
-    init(_ test: XCTestCase, arguments: [String], prefix: [String] = [], environment: [String: String] = [:]) throws {
+    /// Starts the server with `arguments` on `listen` (port 0: a free port is chosen), optionally under
+    /// `prefix` (e.g. prlimit, or `ip netns exec NAME`).
+    init(_ test: XCTestCase, arguments: [String], prefix: [String] = [], environment: [String: String] = [:], listen: String = "127.0.0.1:0") throws {
         let dir = try makeTemporaryDirectory(test, "server")
         logPath = dir + "/server.log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         stateDirectory = arguments.contains("--state-dir") ? nil : dir + "/state"
         let state = stateDirectory.map { ["--state-dir", $0] } ?? []
-        let command = prefix + [Self.binary, "--listen", "127.0.0.1:0"] + state + arguments
+        host = String(listen[..<(listen.lastIndex(of: ":") ?? listen.endIndex)])
+        let command = prefix + [Self.binary, "--listen", listen] + state + arguments
         process.executableURL = URL(fileURLWithPath: command[0].hasPrefix("/") ? command[0] : "/usr/bin/env")
         process.arguments = command[0].hasPrefix("/") ? Array(command.dropFirst()) : command
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
@@ -42,7 +46,7 @@ final class ServerProcess: @unchecked Sendable {
         test.addTeardownBlock { self.stop() }
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
-            if let match = self.log.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+            if let match = self.log.range(of: "listening on \(NSRegularExpression.escapedPattern(for: host)):(\\d+)", options: .regularExpression) {
                 port = Int(self.log[match].split(separator: ":").last!)!
                 return
             }
@@ -54,7 +58,7 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-    var base: String { "http://127.0.0.1:\(port)" }
+    var base: String { "http://\(host):\(port)" }
 
     /// SIGTERM, then SIGKILL after 10 s.
     func stop() {
