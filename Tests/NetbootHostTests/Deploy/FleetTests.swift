@@ -118,17 +118,15 @@ final class FleetTests: XCTestCase {
         print("fleet: \(clients) clients over \(systems.count) systems in \(herdTime); dispatches on replicas \(dispatchers.sorted()); nginx cache \(nginxBytes) bytes, replicas' CPIO caches \(replicaBytes) bytes")
     }
 
-    /// The replica that owns a system is killed while it packs the initrd a slow machine downloads:
-    /// nginx fails over, and every machine (retrying as iPXE does) gets the same bytes as any replica.
+    /// The replica that owns a system is killed while a slow machine downloads its initrd, twice:
+    /// while it packs (before the first byte: nginx fails over by itself), and mid-body (nginx has
+    /// sent part of the initrd: the download breaks, and the machine's retry, as iPXE retries,
+    /// lands on another replica). No machine is lost; every one gets the bytes any replica serves.
     func testKillingTheOwningReplicaMidDownloadLosesNoClient() async throws {
-        let system = try FleetSystems.build(["b"])[0]
+        let systems = try FleetSystems.build(["b", "c"])
         // xz packs slowly: the cold pack (before the initrd's first byte) is a wide window.
         let fleet = try replicas(3, ["--compression", "xz"])
         let nginx = try FleetNginx(self, replicas: fleet)
-        // The script reaches the owner, which starts packing the initrd.
-        _ = try digest("\(nginx.base)/boot/\(system.name)/netboot.ipxe")
-        let owner = try XCTUnwrap(fleet.firstIndex { !$0.requests("GET", "/boot/\(system.name)/netboot.ipxe").isEmpty })
-
         let dir = try makeTemporaryDirectory(self, "fleet-kill")
         try """
             #!/bin/bash
@@ -144,43 +142,100 @@ final class FleetTests: XCTestCase {
             exit 1
 
             """.write(toFile: dir + "/client.sh", atomically: true, encoding: .utf8)
-        let url = "\(nginx.base)/boot/\(system.name)/initrd"
-        let downloads = Task { try await shellOffThread("chmod +x \(dir)/client.sh && printf '1\\n2\\n3\\n' | xargs -P 3 -L 1 \(dir)/client.sh \(url)") }
+        try sh("chmod +x \(dir)/client.sh")
+        /// Starts `count` clients of `system`'s initrd through nginx, numbered from `first`.
+        func download(_ system: StorePath, clients: ClosedRange<Int>) -> Task<(status: Int32, output: Data, error: String), any Error> {
+            let url = "\(nginx.base)/boot/\(system.name)/initrd"
+            return Task { try await shellOffThread("printf '%s\\n' \(clients.map(String.init).joined(separator: " ")) | xargs -P \(clients.count) -L 1 \(dir)/client.sh \(url)") }
+        }
+        /// What clients `clients` got: one digest each, and their attempts.
+        func results(_ clients: ClosedRange<Int>) throws -> (digests: Set<String>, attempts: [Int]) {
+            var digests: Set<String> = [], attempts: [Int] = []
+            for index in clients {
+                // curl's complaints about broken attempts, then the digest and the attempt that got it.
+                let out = try String(contentsOfFile: dir + "/out-\(index)", encoding: .utf8)
+                let words = out.split(separator: "\n").last?.split(separator: " ").map(String.init) ?? []
+                XCTAssertEqual(words.count, 2, "client \(index): \(out)\n--- nginx ---\n\(nginx.errorLog.suffix(3000))")
+                digests.insert(words.first ?? "")
+                attempts.append(Int(words.last ?? "") ?? 0)
+            }
+            return (digests, attempts)
+        }
+        /// The live replica whose log shows the script of `system` (the script went there through nginx).
+        func owner(of system: StorePath) throws -> Int {
+            _ = try digest("\(nginx.base)/boot/\(system.name)/netboot.ipxe")
+            return try XCTUnwrap(fleet.indices.first { !fleet[$0].requests("GET", "/boot/\(system.name)/netboot.ipxe", via: true).isEmpty })
+        }
 
+        // 1. Killed while it packs: the script reached the owner, which started packing the initrd.
+        let first = systems[0]
+        let packer = try owner(of: first)
+        let firstDownloads = download(first, clients: 1...3)
         // Kill it while nginx waits on it for the initrd, and it is still packing.
         let deadline = ContinuousClock.now + .seconds(30)
         var packing = false
         while ContinuousClock.now < deadline {
-            let connected = try shellString("ss -Htn state established '( dport = :\(fleet[owner].port) )' | wc -l")
-            let passes = (try fleet[owner].statusJSON()["packing"] as? [[String: Any]]) ?? []
-            packing = passes.contains { $0["system"] as? String == system.name }
+            let connected = try shellString("ss -Htn state established '( dport = :\(fleet[packer].port) )' | wc -l")
+            let passes = (try fleet[packer].statusJSON()["packing"] as? [[String: Any]]) ?? []
+            packing = passes.contains { $0["system"] as? String == first.name }
             if Int(connected) ?? 0 > 0 && packing { break }
             try await Task.sleep(for: .milliseconds(20))
         }
         XCTAssertTrue(packing, "the owner was packing when killed")
-        kill(fleet[owner].process.processIdentifier, SIGKILL)
-        _ = try await downloads.value
-
-        var digests: [String] = [], attempts: [String] = []
-        for index in 1...3 {
-            let out = try String(contentsOfFile: dir + "/out-\(index)", encoding: .utf8)
-            let words = out.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-            XCTAssertEqual(words.count, 2, "client \(index): \(out)\n--- nginx ---\n\(nginx.errorLog.suffix(3000))")
-            digests.append(words.first ?? "")
-            attempts.append(words.last ?? "")
-        }
-        let upstreamErrors = nginx.errorLog.split(separator: "\n").filter { $0.contains("upstream") && $0.contains("[error]") }
-        print("fleet kill: replica \(owner) killed while packing; attempts per client \(attempts); nginx: \(upstreamErrors.map { $0.prefix(160) })")
-        let survivors = fleet.indices.filter { $0 != owner }
-        let heir = survivors.filter { fleet[$0].hasArchive(of: system) }
+        kill(fleet[packer].process.processIdentifier, SIGKILL)
+        _ = try await firstDownloads.value
+        let packPhase = try results(1...3)
+        var survivors = fleet.indices.filter { $0 != packer }
+        let heir = survivors.filter { fleet[$0].hasArchive(of: first) }
         XCTAssertEqual(heir.count, 1, "the next replica on the ring packed it: \(heir)")
         // Identical to each surviving replica's own answer (the other one packs it independently).
         for replica in survivors {
-            XCTAssertEqual(Set(digests), [try digest("\(fleet[replica].base)/boot/\(system.name)/initrd", from: "127.0.0.3")], "replica \(replica)")
+            XCTAssertEqual(packPhase.digests, [try digest("\(fleet[replica].base)/boot/\(first.name)/initrd", from: "127.0.0.3")], "replica \(replica)")
         }
-        XCTAssertTrue(
-            nginx.errorLog.contains("prematurely closed") || nginx.errorLog.contains("failed (104") || nginx.errorLog.contains("connect() failed"),
-            "nginx saw the replica go: \(nginx.errorLog.suffix(2000))")
+        XCTAssertTrue(nginx.errorLog.contains("prematurely closed"), "nginx saw the replica go: \(nginx.errorLog.suffix(2000))")
+
+        // 2. Killed mid-body. The owner packs the second system ahead (its script), then is stopped;
+        // nginx's request waits on it, and it runs a millisecond at a time until nginx has received
+        // part of the initrd, but not all of it; then it is killed.
+        let second = systems[1]
+        let streamer = try owner(of: second)
+        try await waitUntil("the second system packed ahead") {
+            try fleet[streamer].hasArchive(of: second) && ((fleet[streamer].statusJSON()["packing"] as? [Any])?.isEmpty ?? false)
+        }
+        let size = try XCTUnwrap(Int(try shellString(
+            "curl -sSf --interface 127.0.0.3 -I \(fleet[streamer].base)/boot/\(second.name)/initrd | tr -d '\\r' | sed -n 's/^[Cc]ontent-[Ll]ength: //p'")))
+        let pid = fleet[streamer].process.processIdentifier
+        let cached = { try Int(shellString("find \(nginx.cacheDirectory) -type f -printf '%s\\n' | awk '{ s += $1 } END { print s + 0 }'")) ?? 0 }
+        let before = try cached()
+        kill(pid, SIGSTOP)
+        let secondDownloads = download(second, clients: 4...5)
+        try await waitUntil("nginx connected to the stopped owner") {
+            Int(try shellString("ss -Htn state established '( dport = :\(fleet[streamer].port) )' | wc -l")) ?? 0 > 0
+        }
+        var received = 0
+        // More than the cache file's header and the response's headers: part of the body.
+        for _ in 0..<5000 where received < 65536 {
+            kill(pid, SIGCONT)
+            usleep(1000)
+            kill(pid, SIGSTOP)
+            try await Task.sleep(for: .milliseconds(30))
+            received = try cached() - before
+        }
+        kill(pid, SIGKILL)
+        XCTAssertGreaterThanOrEqual(received, 65536, "nginx received part of the initrd")
+        XCTAssertLessThan(received, size, "and not all of it (\(received) of \(size) bytes)")
+        _ = try await secondDownloads.value
+        let bodyPhase = try results(4...5)
+        survivors.removeAll { $0 == streamer }
+        XCTAssertTrue(fleet[survivors[0]].hasArchive(of: second), "the retry was packed and served by the last replica")
+        XCTAssertEqual(bodyPhase.digests, [try digest("\(fleet[survivors[0]].base)/boot/\(second.name)/initrd", from: "127.0.0.3")])
+        XCTAssertGreaterThan(bodyPhase.attempts.max() ?? 0, 1, "a download broke and was retried")
+        let upstreamErrors = nginx.errorLog.split(separator: "\n").filter { $0.contains("upstream") && $0.contains("[error]") }
+        print("""
+            fleet kill: replica \(packer) killed while packing, attempts per client \(packPhase.attempts); \
+            replica \(streamer) killed after \(received) of \(size) bytes, attempts \(bodyPhase.attempts); \
+            nginx: \(upstreamErrors.map { $0.split(separator: ",").first ?? "" })
+            """)
     }
 
     /// A system deleted from the store but in the replicas' binary cache is fetched by the replica
@@ -247,6 +302,19 @@ final class FleetTests: XCTestCase {
         let plain = try ServerProcess(self, arguments: [], environment: ["NIX_CONFIG": config])
         let server = try ServerProcess(self, arguments: ["--realise-missing", "--realise-timeout", "0"], environment: ["NIX_CONFIG": config])
         let path = "/boot/\(system.name)/initrd"
+        // A substituter nobody answers: the server's own failure, a 502 (after Nix's retries, within
+        // the default --realise-timeout or on a retry).
+        let unreachable = FleetSystems.nixConfig(binaryCache: served).replacingOccurrences(of: "file://\(served)", with: "http://127.0.0.1:\(try freeLoopbackPort())")
+        let broken = try ServerProcess(self, arguments: ["--realise-missing"], environment: ["NIX_CONFIG": unreachable])
+        let brokenStatuses = Task {
+            var statuses: [String] = []
+            for _ in 0..<10 {
+                statuses.append(try String(decoding: await shellOffThread("curl -s -o /dev/null -w '%{http_code}' \(broken.base)\(path)").output, as: UTF8.self))
+                if statuses.last != "503" { break }
+                try await Task.sleep(for: .seconds(1))
+            }
+            return statuses
+        }
 
         XCTAssertEqual(try shellString("curl -s -o /dev/null -w '%{http_code}' \(plain.base)\(path)"), "404", "no flag: 404")
         // The served cache does not have it yet: 503, then 404 (remembered for a while).
@@ -276,6 +344,8 @@ final class FleetTests: XCTestCase {
         XCTAssertLessThan(ContinuousClock.now - started, .seconds(MissingPathRealiser.failureMemory.components.seconds + 10))
         XCTAssertEqual(try shellString("curl -s -o /dev/null -w '%{http_code}' \(plain.base)\(path)"), "200", "valid for every server now")
         XCTAssertTrue(server.log.contains("no substituter has a missing store path"))
+        let unreachableStatuses = try await brokenStatuses.value
+        XCTAssertEqual(unreachableStatuses.last, "502", "an unreachable substituter: \(unreachableStatuses)\n\(broken.log.suffix(1500))")
     }
 
     /// `--pack-ahead`: `dispatch` packs when a dispatch resolves, `script` only when the boot
