@@ -73,7 +73,9 @@ package struct NetbootServer: Sendable {
         self.assembler = assembler
         self.packAhead = PackAheadService(assembler: assembler, logger: logger)
         self.realiser = options.realiseMissing
-            ? MissingPathRealiser(pins: pins, maximumRunning: options.maxRealises, timeout: .seconds(options.realiseTimeout), logger: logger)
+            ? try MissingPathRealiser(
+                store: store, pins: pins, rootDirectory: gcRoots + "/realising", maximumRunning: options.maxRealises,
+                timeout: .seconds(options.realiseTimeout), logger: logger)
             : nil
         self.metrics = metrics
         self.logger = logger

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -6,9 +11,11 @@ import Synchronization
 /// closures, from Nix's configured substituters (`--realise-missing`): how a replica of a fleet, with
 /// a store of its own, fills it from a binary cache.
 ///
-/// The fetch is the Hydra source's: `nix-store --realise PATH --add-root ROOT`, here through the
-/// dispatch pins (``GCRootPins``), so a fetched system is kept alive like a dispatched one, for
-/// `--pin-lifetime`. Which substituters and keys are trusted is Nix's own configuration. Fetches run
+/// The fetch is the Hydra source's: `nix-store --realise PATH --add-root ROOT`, under a root of its
+/// own in `rootDirectory` (emptied at start-up) that is replaced by a dispatch pin (``GCRootPins``)
+/// once the path is valid: a fetched system is kept alive like a dispatched one, for
+/// `--pin-lifetime`, and a name no substituter has never takes a pin's place. Which substituters
+/// and keys are trusted is Nix's own configuration. Fetches run
 /// on a ``WorkCoordinator`` (this type's service): one per path, shared by every request for it, at
 /// most `maximumRunning` at once with a bounded queue behind them, going on when nobody waits any
 /// more. A request waits at most `timeout`, then is told to retry (503 `Retry-After`, which iPXE
@@ -23,15 +30,22 @@ package final class MissingPathRealiser: Sendable {
     /// Most failures remembered.
     static let rememberedFailures = 1024
 
+    private let store: any NixStore
     private let pins: GCRootPins
+    private let rootDirectory: String
     private let timeout: Duration
     private let fetches: WorkCoordinator<StorePath, Void>
     private let logger: Logger
     /// Failed fetches, with their answer and when it expires.
     private let failures = Mutex(RecentlyUsed<StorePath, (answer: PlainTextError, expires: ContinuousClock.Instant)>(capacity: rememberedFailures))
 
-    package init(pins: GCRootPins, maximumRunning: Int, timeout: Duration, logger: Logger) {
+    /// Makes `rootDirectory` (the fetches' own GC roots) and removes what an earlier run left there.
+    package init(store: any NixStore, pins: GCRootPins, rootDirectory: String, maximumRunning: Int, timeout: Duration, logger: Logger) throws {
+        try FileSystem.createDirectories(rootDirectory)
+        for stale in try FileSystem.listDirectory(rootDirectory) { unlink(rootDirectory + "/" + stale) }
+        self.store = store
         self.pins = pins
+        self.rootDirectory = rootDirectory
         self.timeout = timeout
         self.logger = logger
         self.fetches = WorkCoordinator(policy: .init(
@@ -59,11 +73,14 @@ package final class MissingPathRealiser: Sendable {
         }
     }
 
-    /// The fetch itself (a job of the coordinator): realises `path` under its pin; a failure is
-    /// remembered with its answer, whether or not anybody still waits for it.
+    /// The fetch itself (a job of the coordinator): realises `path` under a root of its own, then
+    /// pins it; a failure is remembered with its answer, whether or not anybody still waits for it.
     private func fetch(_ path: StorePath) async throws {
         logger.info("fetching a missing store path from Nix's substituters", metadata: ["path": "\(path.name)"])
+        let root = rootDirectory + "/" + path.name
+        defer { unlink(root) }
         do {
+            try await store.realise(path, root: root)
             try await pins.pin(path)
         } catch {
             let failed = answer(to: error, fetching: path)

@@ -327,6 +327,8 @@ final class FleetTests: XCTestCase {
         XCTAssertEqual(statuses.first, "503")
         XCTAssertEqual(statuses.last, "404", "\(statuses)")
         XCTAssertTrue(try shellString("curl -s \(server.base)\(path)").contains("no substituter has it"))
+        let roots = try XCTUnwrap(server.stateDirectory) + "/gc-roots"
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: roots + "/pins"), [], "a failed fetch takes no pin")
 
         // Now the cache has it: a later request fetches it (the failure was not kept).
         try sh("cp -r \(staging)/. \(served)/")
@@ -342,6 +344,8 @@ final class FleetTests: XCTestCase {
         let initrd = try XCTUnwrap(bytes, "fetched and served within 40 s: \(server.log.suffix(2000))")
         XCTAssertTrue(try KernelInitramfs.parse(initrd).entries.contains { $0.path == "nix/store/\(system.name)/init" })
         XCTAssertLessThan(ContinuousClock.now - started, .seconds(MissingPathRealiser.failureMemory.components.seconds + 10))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: roots + "/pins"), ["pin-\(system.name)"], "the fetched system is pinned")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: roots + "/realising"), [], "the fetch's own root is gone")
         XCTAssertEqual(try shellString("curl -s -o /dev/null -w '%{http_code}' \(plain.base)\(path)"), "200", "valid for every server now")
         XCTAssertTrue(server.log.contains("no substituter has a missing store path"))
         let unreachableStatuses = try await brokenStatuses.value
