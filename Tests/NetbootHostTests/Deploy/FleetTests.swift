@@ -112,6 +112,12 @@ final class FleetTests: XCTestCase {
             XCTAssertTrue(lines.allSatisfy { $0.contains("client=127.0.0.2 via 127.0.0.1") }, "X-Forwarded-For: \(lines.prefix(2))")
         }
         XCTAssertEqual(nginx.logged("/boot/\(systems[0].name)/initrd").filter { $0.cache == "MISS" }.count, 1, "one miss in nginx's log")
+        // Behind a proxy, every URL the server hands out is relative: the redirect and the scripts.
+        let redirect = try shellString("curl -s -o /dev/null -D - \(nginx.base)/dispatch/closure/\(systems[0].name)").lowercased()
+        XCTAssertTrue(redirect.contains("\nlocation: /boot/\(systems[0].name)/netboot.ipxe"), redirect)
+        let entry = try shellString("curl -sSf \(nginx.base)/boot.ipxe"), script = try shellString("curl -sSf \(nginx.base)/boot/\(systems[0].name)/netboot.ipxe")
+        XCTAssertTrue(entry.contains("chain --autofree /dispatch/machine?"), entry)
+        XCTAssertFalse((entry + script).contains("http"), "no absolute URL: \(entry)\n\(script)")
 
         let nginxBytes = try shellString("du -sb \(nginx.cacheDirectory) | cut -f 1")
         let replicaBytes = try fleet.map { try shellString("du -sb \($0.stateDirectory ?? "")/cpio-cache | cut -f 1") }
