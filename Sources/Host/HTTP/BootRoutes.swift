@@ -18,12 +18,19 @@ package struct BootRoutes: Sendable {
     package let validPaths: KnownValidPaths
     /// The sources: their boot additions for scripts.
     package let sources: RegistryRouter?
+    /// Called with the system of every boot script served (e.g. to start packing it right away).
+    package let onScript: @Sendable (StorePath) -> Void
 
-    package init(store: any NixStore, assembler: InitrdAssembler, sources: RegistryRouter? = nil) {
+    /// `realiser` (`--realise-missing`) fetches a path the store lacks; without it, that is a 404.
+    package init(
+        store: any NixStore, assembler: InitrdAssembler, sources: RegistryRouter? = nil, realiser: MissingPathRealiser? = nil,
+        onScript: @escaping @Sendable (StorePath) -> Void = { _ in }
+    ) {
         self.store = store
         self.assembler = assembler
-        self.validPaths = KnownValidPaths(store: store)
+        self.validPaths = KnownValidPaths(store: store, realiser: realiser)
         self.sources = sources
+        self.onScript = onScript
     }
 
     /// Bytes read and written at a time by a lone download (256 KiB measured 45 % more CPU per GB
@@ -74,6 +81,7 @@ package struct BootRoutes: Sendable {
         } catch let refusal as any BootRefusal {
             throw refusal.reported(to: context.logger)
         }
+        if request.method == .get { onScript(path) }
         return Response(
             status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .contentLength: "\(text.utf8.count)"],
             body: .init(byteBuffer: ByteBuffer(string: text)))

@@ -17,8 +17,10 @@ package struct NetbootServer: Sendable {
     package let store: any NixStore
     package let assembler: InitrdAssembler
     package let pins: GCRootPins
-    /// Packs a system's initrd ahead when a dispatch resolves it (a service of the application).
+    /// Packs a system's initrd ahead of its request, as `--pack-ahead` says (a service of the application).
     package let packAhead: PackAheadService
+    /// `--realise-missing`: fetches what `/boot/NAME/…` asks for and the store lacks (nil: 404).
+    package let realiser: MissingPathRealiser?
     /// `--trusted-proxy`: whose `X-Forwarded-For` names the client.
     package let trustedProxies: TrustedProxies
     /// The connections with a request in flight, closed when a shutdown's grace is over.
@@ -55,6 +57,8 @@ package struct NetbootServer: Sendable {
         guard (options.maxConnections ?? 1) >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard (1024...(1 << 20)).contains(options.maxHeaderBytes) else { throw ValidationError("--max-header-bytes takes 1024 to 1048576") }
         guard options.shutdownGrace >= 0, options.shutdownGrace <= 86400 else { throw ValidationError("--shutdown-grace takes seconds, 0 to 86400") }
+        guard options.maxRealises >= 1 else { throw ValidationError("--max-realises must be at least 1") }
+        guard (0...3600).contains(options.realiseTimeout) else { throw ValidationError("--realise-timeout takes seconds, 0 to 3600") }
         self.pins = try GCRootPins(
             gcRootDirectory: gcRoots, lifetime: .seconds(options.pinLifetime), maximumPins: options.maxPins, store: store, logger: logger)
         for name in options.disableSource where registry.source(named: name) == nil {
@@ -68,6 +72,11 @@ package struct NetbootServer: Sendable {
             store: store, cache: cache, packer: StorePathPacker(compressor: compressor, level: level, storeDirectory: storeDirectory, workers: jobs), logger: logger)
         self.assembler = assembler
         self.packAhead = PackAheadService(assembler: assembler, logger: logger)
+        self.realiser = options.realiseMissing
+            ? try MissingPathRealiser(
+                store: store, pins: pins, rootDirectory: gcRoots + "/realising", maximumRunning: options.maxRealises,
+                timeout: .seconds(options.realiseTimeout), logger: logger)
+            : nil
         self.metrics = metrics
         self.logger = logger
     }
@@ -82,14 +91,17 @@ package struct NetbootServer: Sendable {
         // The access log wraps the error middleware so that it logs the status actually sent.
         router.add(middleware: AccessLogMiddleware(metrics: metrics))
         router.add(middleware: HTTPErrorMiddleware(routes: table, activity: assembler.activity))
-        let packAhead = self.packAhead
+        let packAhead = self.packAhead, trigger = options.packAhead
         let dispatch = DispatchRoutes(
             sources: registry.sources, disabled: Set(options.disableSource), pins: pins, assembler: assembler, metrics: metrics
         ) { path in
             // Warm the initrd while iPXE fetches the script and the kernel.
-            packAhead.request(path)
+            if trigger == .dispatch { packAhead.request(path) }
         }
-        BootRoutes(store: store, assembler: assembler, sources: dispatch.router).add(to: router, table: table)
+        BootRoutes(store: store, assembler: assembler, sources: dispatch.router, realiser: realiser) { path in
+            // Warm it on the replica that serves it, while iPXE fetches the kernel.
+            if trigger == .script { packAhead.request(path) }
+        }.add(to: router, table: table)
         StatusRoutes(assembler: assembler, sources: dispatch.router, cacheLimitBytes: options.maxCpioCacheBytes).add(to: router, table: table)
         dispatch.add(to: router, table: table)
         BootAdditionRoutes(router: dispatch.router, compressor: overlayCodec.compressor, level: overlayCodec.level).add(to: router, table: table)
@@ -118,7 +130,7 @@ package struct NetbootServer: Sendable {
     /// them (the application does; tests serving ``makeRouter()`` must too).
     package var services: [any Service] {
         // Stopped in reverse order at shutdown: the sources' work first, the cache last.
-        assembler.services + [packAhead] + registry.sources.flatMap(\.services)
+        assembler.services + [packAhead] + (realiser.map { [$0.service] } ?? []) + registry.sources.flatMap(\.services)
     }
 
     /// The application, ready to run until SIGINT or SIGTERM; SIGHUP is ignored. Expired pins are

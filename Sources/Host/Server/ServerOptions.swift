@@ -56,6 +56,18 @@ package struct ServerOptions: ParsableArguments, Sendable {
     @Option(help: ArgumentHelp("A reverse proxy whose X-Forwarded-For names the client (repeatable; an IP address or ADDRESS/BITS).", valueName: "address"))
     package var trustedProxy: [String] = []
 
+    @Option(help: "When to pack a system's initrd ahead of its request: dispatch (when a dispatch resolves it), script (when its /boot/NAME/netboot.ipxe is served: behind a proxy hashing on NAME, on the replica that serves its initrd) or off.")
+    package var packAhead: PackAheadTrigger = .dispatch
+
+    @Flag(help: "Fetch a store path that /boot/NAME/… asks for but the local store lacks (with its closure) from Nix's substituters, answering 503 Retry-After meanwhile and 404 if none has it.")
+    package var realiseMissing = false
+
+    @Option(help: "Most missing store paths fetched at once (--realise-missing); more wait, up to 64, then 503 Retry-After.")
+    package var maxRealises: Int = 4
+
+    @Option(help: "Seconds a /boot request waits for its missing path before answering 503 Retry-After (--realise-missing); the fetch goes on and a retry joins it.")
+    package var realiseTimeout: Int = 5
+
     package init() {}
 
     /// `--listen` split into host and port.
