@@ -200,15 +200,6 @@ final class UnitProcess: @unchecked Sendable {
     }
 }
 
-/// The PIDs of `pid`'s children (from `/proc/PID/task/*/children`).
-func childProcesses(of pid: Int32) -> [Int32] {
-    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-    return tasks.flatMap { task -> [Int32] in
-        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? ""
-        return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-    }
-}
-
 /// The real user ID a process runs as (`Uid:` of `/proc/PID/status`).
 func realUserID(of pid: Int32) -> UInt32? {
     guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),

@@ -121,12 +121,6 @@ final class FleetNginx: @unchecked Sendable {
     }
 }
 
-/// The children of `pid` (from /proc).
-func childProcesses(of pid: Int32) -> [Int32] {
-    let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
-    return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-}
-
 /// A TCP port free on 127.0.0.1 now (bound to port 0, then released).
 func freeLoopbackPort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -200,9 +200,12 @@ final class FleetTests: XCTestCase {
         }
         XCTAssertTrue(nginx.errorLog.contains("prematurely closed"), "nginx saw the replica go: \(nginx.errorLog.suffix(2000))")
 
-        // 2. Killed mid-body. The owner packs the second system ahead (its script), then is stopped;
-        // nginx's request waits on it, and it runs a millisecond at a time until nginx has received
-        // part of the initrd, but not all of it; then it is killed.
+        // 2. Killed mid-body. The owner packs the second system ahead (its script), then is held to
+        // 1 ms of CPU every 100 ms (a CPU cgroup): it sends the initrd in bursts, and is killed after
+        // the first one, with part of the initrd sent but not all of it. What it has sent is read off
+        // its socket (bytes the peer acknowledged plus what waits in the send queue, which the kernel
+        // still delivers after the process is gone), not off nginx's cache file, which lags behind
+        // nginx's memory buffers.
         let second = systems[1]
         let streamer = try owner(of: second)
         try await waitUntil("the second system packed ahead") {
@@ -211,25 +214,20 @@ final class FleetTests: XCTestCase {
         let size = try XCTUnwrap(Int(try shellString(
             "curl -sSf --interface 127.0.0.3 -I \(fleet[streamer].base)/boot/\(second.name)/initrd | tr -d '\\r' | sed -n 's/^[Cc]ontent-[Ll]ength: //p'")))
         let pid = fleet[streamer].process.processIdentifier
-        let cached = { try Int(shellString("find \(nginx.cacheDirectory) -type f -printf '%s\\n' | awk '{ s += $1 } END { print s + 0 }'")) ?? 0 }
-        let before = try cached()
-        kill(pid, SIGSTOP)
+        let port = fleet[streamer].port
+        let throttle = try CPUThrottle(self, name: "nns-fleet-owner")
+        try throttle.hold(pid)
         let secondDownloads = download(second, clients: 4...5)
-        try await waitUntil("nginx connected to the stopped owner") {
-            Int(try shellString("ss -Htn state established '( dport = :\(fleet[streamer].port) )' | wc -l")) ?? 0 > 0
-        }
-        var received = 0
-        // More than the cache file's header and the response's headers: part of the body.
-        for _ in 0..<5000 where received < 65536 {
-            kill(pid, SIGCONT)
-            usleep(1000)
-            kill(pid, SIGSTOP)
-            try await Task.sleep(for: .milliseconds(30))
-            received = try cached() - before
+        var sent = 0
+        // More than the response's headers: part of the body.
+        let sendDeadline = ContinuousClock.now + .seconds(60)
+        while sent < 65536 && ContinuousClock.now < sendDeadline {
+            try await Task.sleep(for: .milliseconds(2))
+            sent = try bytesSent(fromPort: port)
         }
         kill(pid, SIGKILL)
-        XCTAssertGreaterThanOrEqual(received, 65536, "nginx received part of the initrd")
-        XCTAssertLessThan(received, size, "and not all of it (\(received) of \(size) bytes)")
+        XCTAssertGreaterThanOrEqual(sent, 65536, "the owner sent part of the initrd")
+        XCTAssertLessThan(sent, size, "and not all of it (\(sent) of \(size) bytes)")
         _ = try await secondDownloads.value
         let bodyPhase = try results(4...5)
         survivors.removeAll { $0 == streamer }
@@ -239,7 +237,7 @@ final class FleetTests: XCTestCase {
         let upstreamErrors = nginx.errorLog.split(separator: "\n").filter { $0.contains("upstream") && $0.contains("[error]") }
         print("""
             fleet kill: replica \(packer) killed while packing, attempts per client \(packPhase.attempts); \
-            replica \(streamer) killed after \(received) of \(size) bytes, attempts \(bodyPhase.attempts); \
+            replica \(streamer) killed after \(sent) of \(size) bytes, attempts \(bodyPhase.attempts); \
             nginx: \(upstreamErrors.map { $0.split(separator: ",").first ?? "" })
             """)
     }
@@ -380,6 +378,19 @@ final class FleetTests: XCTestCase {
         XCTAssertTrue(off.cachedArchives.isEmpty, "off: nothing packed before the initrd: \(off.cachedArchives)")
         XCTAssertEqual(try shellString("curl -s -o /dev/null -w '%{http_code}' \(off.base)/boot/\(system.name)/initrd"), "200")
         XCTAssertTrue(off.hasArchive(of: system), "the initrd request packs")
+    }
+
+    /// Bytes the sockets on local port `port` have sent: acknowledged by the peer plus still queued
+    /// to send (from `ss -i`).
+    func bytesSent(fromPort port: Int) throws -> Int {
+        let text = try shellString("ss -Htni state established '( sport = :\(port) )'")
+        let acknowledged = text.matches(of: /bytes_acked:(\d+)/).compactMap { Int($0.1) }.reduce(0, +)
+        let queued = text.split(separator: "\n").compactMap { line -> Int? in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 4, let local = fields.dropFirst(2).first, local.hasSuffix(":\(port)") else { return nil }
+            return Int(fields[1])
+        }.reduce(0, +)
+        return acknowledged + queued
     }
 
     func waitUntil(_ what: String, seconds: Int = 30, _ condition: () throws -> Bool) async throws {
