@@ -29,8 +29,6 @@ final class ServerProcess: @unchecked Sendable {
     init(_ test: XCTestCase, arguments: [String], prefix: [String] = [], environment: [String: String] = [:], listen: String = "127.0.0.1:0") throws {
         let dir = try makeTemporaryDirectory(test, "server")
         logPath = dir + "/server.log"
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         stateDirectory = arguments.contains("--state-dir") ? nil : dir + "/state"
         let state = stateDirectory.map { ["--state-dir", $0] } ?? []
         host = String(listen[..<(listen.lastIndex(of: ":") ?? listen.endIndex)])
@@ -38,20 +36,11 @@ final class ServerProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: command[0].hasPrefix("/") ? command[0] : "/usr/bin/env")
         process.arguments = command[0].hasPrefix("/") ? Array(command.dropFirst()) : command
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        try? log.close()
+        try runLoggingTo(logPath, process)
         test.addTeardownBlock { self.stop() }
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            if let match = self.log.range(of: "listening on \(NSRegularExpression.escapedPattern(for: host)):(\\d+)", options: .regularExpression) {
-                port = Int(self.log[match].split(separator: ":").last!)!
-                return
-            }
-            guard process.isRunning else { break }
-            Thread.sleep(forTimeInterval: 0.05)
+        if let port = listeningPort(of: process, host: host, logPath: logPath) {
+            self.port = port
+            return
         }
         stop()
         throw ShellError(description: "server did not start:\n\(self.log)")
@@ -69,4 +58,31 @@ final class ServerProcess: @unchecked Sendable {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
+}
+
+/// Starts `process` with its output and error going to a new file at `logPath`, and no input.
+func runLoggingTo(_ logPath: String, _ process: Process) throws {
+    _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+    let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+    process.standardOutput = log
+    process.standardError = log
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    try? log.close()
+}
+
+/// The port of the server's "listening on HOST:PORT" line in its log, waited for up to 30 s; nil when
+/// the process ended, or never said so.
+func listeningPort(of process: Process, host: String, logPath: String) -> Int? {
+    let pattern = "listening on \(NSRegularExpression.escapedPattern(for: host)):(\\d+)"
+    let deadline = Date().addingTimeInterval(30)
+    while Date() < deadline {
+        let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        if let match = log.range(of: pattern, options: .regularExpression), let port = Int(log[match].split(separator: ":").last ?? "") {
+            return port
+        }
+        guard process.isRunning else { return nil }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    return nil
 }

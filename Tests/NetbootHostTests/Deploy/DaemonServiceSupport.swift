@@ -151,28 +151,15 @@ final class UnitProcess: @unchecked Sendable {
 
     init(_ test: XCTestCase, user: String, command: [String], environment: [String: String], logDirectory: String) throws {
         logPath = logDirectory + "/service.log"
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
         let assignments = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         process.arguments = ["-u", user, "--", "/usr/bin/env", "-i"] + assignments + command
         process.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        try? log.close()
+        try runLoggingTo(logPath, process)
         test.addTeardownBlock { _ = self.stop() }
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            if let match = self.log.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression),
-                let port = Int(self.log[match].split(separator: ":").last ?? "")
-            {
-                self.port = port
-                return
-            }
-            guard process.isRunning else { break }
-            Thread.sleep(forTimeInterval: 0.05)
+        if let port = listeningPort(of: process, host: "127.0.0.1", logPath: logPath) {
+            self.port = port
+            return
         }
         stop()
         throw ShellError(description: "the service did not start:\n\(self.log)")
