@@ -104,6 +104,12 @@ package enum MetricCatalogue {
     package static let buildDuration = MetricDescription(
         SystemBuildPipeline.DurationMetric.build.rawValue, .histogram(buckets: buildBuckets), labels: ["source", "outcome"],
         help: "Time to build an evaluated system (configuration and flake sources), by source and outcome: success or failure.")
+    package static let missingPathFetches = MetricDescription(
+        "nns_missing_path_fetches_total", .counter, labels: ["outcome"],
+        help: """
+            Fetches from Nix's substituters of store paths /boot asked for and the store lacked (--realise-missing), by outcome: \
+            fetched, not_found (no substituter has it) or failed.
+            """)
 
     /// Every family.
     package static let all: [MetricDescription] = [
@@ -111,7 +117,7 @@ package enum MetricCatalogue {
         archivesPacked, packingDuration, packingInputBytes, packingOutputBytes, packingFailures, packingsRunning, packingsQueued,
         cacheArchives, cacheBytes, cacheCapacityBytes, cacheHits, cacheMisses, cacheEvictions, cacheVerifications,
         cacheVerificationFailures, cacheVanished,
-        dispatches, machineBoots, evaluationDuration, buildDuration,
+        dispatches, machineBoots, evaluationDuration, buildDuration, missingPathFetches,
     ]
 
     /// The families by name.

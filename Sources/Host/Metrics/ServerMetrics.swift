@@ -107,6 +107,13 @@ package final class ServerMetrics: Sendable {
         counter(MetricCatalogue.machineBoots, [("source", source), ("rule", rules.admit(rule))]).increment()
     }
 
+    // MARK: - Missing paths
+
+    /// A fetch of a missing store path ended (`--realise-missing`).
+    package func missingPathFetchEnded(_ outcome: MissingPathFetchOutcome) {
+        counter(MetricCatalogue.missingPathFetches, [("outcome", outcome.rawValue)]).increment()
+    }
+
     // MARK: - Exposition
 
     /// Prometheus' text format of every family, after reading the gauges of `cache` as they are now.

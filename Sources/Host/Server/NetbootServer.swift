@@ -75,7 +75,7 @@ package struct NetbootServer: Sendable {
         self.realiser = options.realiseMissing
             ? try MissingPathRealiser(
                 store: store, pins: pins, rootDirectory: gcRoots + "/realising", maximumRunning: options.maxRealises,
-                timeout: .seconds(options.realiseTimeout), logger: logger)
+                timeout: .seconds(options.realiseTimeout), logger: logger, metrics: metrics)
             : nil
         self.metrics = metrics
         self.logger = logger

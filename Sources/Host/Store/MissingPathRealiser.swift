@@ -36,11 +36,16 @@ package final class MissingPathRealiser: Sendable {
     private let timeout: Duration
     private let fetches: WorkCoordinator<StorePath, Void>
     private let logger: Logger
+    private let metrics: ServerMetrics?
     /// Failed fetches, with their answer and when it expires.
     private let failures = Mutex(RecentlyUsed<StorePath, (answer: PlainTextError, expires: ContinuousClock.Instant)>(capacity: rememberedFailures))
 
     /// Makes `rootDirectory` (the fetches' own GC roots) and removes what an earlier run left there.
-    package init(store: any NixStore, pins: GCRootPins, rootDirectory: String, maximumRunning: Int, timeout: Duration, logger: Logger) throws {
+    /// `metrics` counts each fetch's outcome once (not each request's).
+    package init(
+        store: any NixStore, pins: GCRootPins, rootDirectory: String, maximumRunning: Int, timeout: Duration, logger: Logger,
+        metrics: ServerMetrics? = nil
+    ) throws {
         try FileSystem.createDirectories(rootDirectory)
         for stale in try FileSystem.listDirectory(rootDirectory) { unlink(rootDirectory + "/" + stale) }
         self.store = store
@@ -48,6 +53,7 @@ package final class MissingPathRealiser: Sendable {
         self.rootDirectory = rootDirectory
         self.timeout = timeout
         self.logger = logger
+        self.metrics = metrics
         self.fetches = WorkCoordinator(policy: .init(
             joining: .anyJob, maximumRunning: maximumRunning, maximumQueued: Self.maximumQueued, whenAbandoned: .keepRunning))
     }
@@ -86,10 +92,12 @@ package final class MissingPathRealiser: Sendable {
             let failed = answer(to: error, fetching: path)
             if !(error is CancellationError) {
                 failures.withLock { $0.insert(path, (failed, ContinuousClock.now + Self.failureMemory)) }
+                metrics?.missingPathFetchEnded(failed.status == .notFound ? .notFound : .failed)
             }
             throw failed
         }
         logger.info("missing store path fetched", metadata: ["path": "\(path.name)"])
+        metrics?.missingPathFetchEnded(.fetched)
     }
 
     /// The answer of a failed fetch of `path`, while it is remembered.

@@ -354,6 +354,14 @@ final class FleetTests: XCTestCase {
         XCTAssertTrue(server.log.contains("no substituter has a missing store path"))
         let unreachableStatuses = try await brokenStatuses.value
         XCTAssertEqual(unreachableStatuses.last, "502", "an unreachable substituter: \(unreachableStatuses)\n\(broken.log.suffix(1500))")
+
+        // Each fetch is counted once by its outcome, however many requests waited for it.
+        let fetches = "nns_missing_path_fetches_total"
+        let counted = try MetricsScrape(shellString("curl -sf \(server.base)/metrics"))
+        XCTAssertEqual(counted.value(fetches, ["outcome": "fetched"]), 1)
+        XCTAssertEqual(counted.value(fetches, ["outcome": "not_found"]), 1, "one fetch, then its failure was remembered")
+        XCTAssertEqual(counted.value(fetches, ["outcome": "failed"]), 0)
+        XCTAssertGreaterThanOrEqual(try MetricsScrape(shellString("curl -sf \(broken.base)/metrics")).value(fetches, ["outcome": "failed"]), 1)
     }
 
     /// `--pack-ahead`: `dispatch` packs when a dispatch resolves, `script` only when the boot
