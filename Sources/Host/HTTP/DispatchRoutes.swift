@@ -105,7 +105,7 @@ package struct DispatchRoutes: Sendable {
             }
             (path, additions) = (resolved, added)
         case .retryLater(let seconds, let reason):
-            throw PlainTextError(.serviceUnavailable, reason, headers: [.retryAfter: "\(seconds)"])
+            throw PlainTextError.retryLater(reason, seconds: seconds)
         case .failed(let reason):
             return Self.retryScript(reason: reason, request: request)
         case .waitAndRetry(let lines, let seconds):

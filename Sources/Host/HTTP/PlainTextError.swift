@@ -52,6 +52,14 @@ package struct PlainTextError: HTTPResponseError, CustomStringConvertible {
 }
 
 extension PlainTextError {
+    /// 503 with `Retry-After`, which iPXE honours by waiting and asking again: the work goes on.
+    package static func retryLater(_ reason: String, seconds: Int = Resolution.retryDelay) -> PlainTextError {
+        PlainTextError(.serviceUnavailable, reason, headers: [.retryAfter: "\(seconds)"])
+    }
+
+    /// 503 for a request whose work was cancelled because the server is stopping.
+    package static let shuttingDown = PlainTextError(.serviceUnavailable, "the server is shutting down; try again later")
+
     /// Maps the host's own errors to statuses: bad names are 400, failing Nix is 502, anything else 500.
     package static func from(_ error: any Error) -> PlainTextError {
         switch error {
@@ -65,8 +73,7 @@ extension PlainTextError {
             }
         case CacheError.outOfSpace:
             PlainTextError(.init(code: 507, reasonPhrase: "Insufficient Storage"), "the server's cpio cache is out of disk space; try again later")
-        case CacheError.stopped:
-            PlainTextError(.serviceUnavailable, "the server is shutting down; try again later")
+        case CacheError.stopped: shuttingDown
         case let error as NixCommandError:
             PlainTextError(.badGateway, "nix failed: \((error.command.first ?? "nix").split(separator: "/").last ?? "nix") (details in the server log)")
         default: PlainTextError(.internalServerError, "internal error (details in the server log)")

@@ -73,9 +73,9 @@ package final class MissingPathRealiser: Sendable {
         case .finished(_, .failure(let error)):
             throw error as? PlainTextError ?? answer(to: error, fetching: path)
         case .stillRunning:
-            throw Self.retryLater("fetching \(path.name) from a binary cache; try again in a few seconds")
+            throw PlainTextError.retryLater("fetching \(path.name) from a binary cache; try again in a few seconds")
         case .refused:
-            throw Self.retryLater("too many store paths are being fetched; \(path.name) waits its turn")
+            throw PlainTextError.retryLater("too many store paths are being fetched; \(path.name) waits its turn")
         }
     }
 
@@ -112,15 +112,10 @@ package final class MissingPathRealiser: Sendable {
         }
     }
 
-    /// 503 with the retry delay iPXE honours.
-    static func retryLater(_ reason: String) -> PlainTextError {
-        PlainTextError(.serviceUnavailable, reason, headers: [.retryAfter: "\(Resolution.retryDelay)"])
-    }
-
     /// What a failed fetch answers: 404 when Nix found the path in no substituter, 503 when the
     /// server is stopping, 502 otherwise (details go to the log, never to the client).
     func answer(to error: any Error, fetching path: StorePath) -> PlainTextError {
-        if error is CancellationError { return Self.retryLater("the server is shutting down; try again later") }
+        if error is CancellationError { return .shuttingDown }
         if let failure = error as? NixCommandError, Self.noSubstituterHasIt(failure) {
             logger.notice("no substituter has a missing store path", metadata: ["path": "\(path.name)"])
             return PlainTextError(.notFound, "\(path) is not on this server, and no substituter has it")
